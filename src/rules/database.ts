@@ -1,0 +1,98 @@
+/**
+ * The MySQL connection pool for the rule tables. Sessions run in UTC and
+ * DATETIME values are read as text, so no process time zone can shift them.
+ */
+import { drizzle, type MySql2Database } from "drizzle-orm/mysql2";
+import { migrate } from "drizzle-orm/mysql2/migrator";
+import mysql from "mysql2/promise";
+import { fileURLToPath } from "node:url";
+import * as schema from "./schema.js";
+
+/** An infrastructure failure talking to MySQL; never carries the password. */
+export class RuleStoreError extends Error {
+  override name = "RuleStoreError";
+}
+
+/** `mysql://user@host:port/db`: the URL without its password, safe for logs and errors. */
+export function describeDatabaseUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    u.password = "";
+    return u.toString();
+  } catch {
+    return "(an unparseable DATABASE_URL)";
+  }
+}
+
+/**
+ * One line about what went wrong: the driver's code and message from the
+ * deepest cause (drizzle wraps driver errors in a "Failed query" error that
+ * names the SQL, not the failure).
+ */
+export function describeDatabaseFailure(err: unknown): string {
+  let e = err as { cause?: unknown; code?: string; message?: string } | undefined;
+  while (e?.cause !== undefined && e.cause !== e) e = e.cause as typeof e;
+  const text = `${e?.code ? `${e.code}: ` : ""}${e?.message ?? String(err)}`;
+  return text.replace(/\s+/g, " ").trim();
+}
+
+export type RuleDb = MySql2Database<typeof schema>;
+
+/** A pool and its drizzle handle; `close` ends the pool after running queries finish. */
+export interface RuleDatabase {
+  readonly db: RuleDb;
+  readonly pool: mysql.Pool;
+  /** Where it points, without the password. */
+  readonly describe: string;
+  /** Fail fast, with host and error, when the server cannot be reached. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface RuleDatabaseOptions {
+  /** `mysql://user:password@host:port/database` */
+  readonly url: string;
+  /** Pool size; the loader needs one connection, migrations and seeding a few. */
+  readonly connectionLimit?: number;
+  readonly connectTimeoutMs?: number;
+}
+
+/** Open a pool (lazily: no connection is made before the first query). */
+export function openRuleDatabase(options: RuleDatabaseOptions): RuleDatabase {
+  const describe = describeDatabaseUrl(options.url);
+  const pool = mysql.createPool({
+    uri: options.url,
+    connectionLimit: options.connectionLimit ?? 4,
+    connectTimeout: options.connectTimeoutMs ?? 10_000,
+    dateStrings: true,
+    supportBigNumbers: true,
+    bigNumberStrings: false,
+    enableKeepAlive: true,
+  });
+  // CURRENT_TIMESTAMP(3) defaults and comparisons must be UTC (spec section 2).
+  pool.pool.on("connection", (conn) => {
+    conn.query("SET time_zone = '+00:00'");
+  });
+  const wrap = (what: string, err: unknown) =>
+    new RuleStoreError(`${what} ${describe} failed: ${describeDatabaseFailure(err)}`, { cause: err });
+  return {
+    db: drizzle(pool, { schema, mode: "default" }),
+    pool,
+    describe,
+    async ping() {
+      try {
+        await pool.query("SELECT 1");
+      } catch (err) {
+        throw wrap("connecting to", err);
+      }
+    },
+    close: () => pool.end(),
+  };
+}
+
+const MIGRATIONS = fileURLToPath(new URL("../../drizzle/", import.meta.url));
+
+/** Apply the committed drizzle migrations; running it twice changes nothing. */
+export async function migrateRuleTables(database: RuleDatabase): Promise<void> {
+  await migrate(database.db, { migrationsFolder: MIGRATIONS });
+}

@@ -1,0 +1,96 @@
+// Datetimes must be UTC whatever the process's time zone: run this file in +08:00.
+process.env.TZ = "Asia/Shanghai";
+
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { decodeResultText } from "../../src/match/decode-result.js";
+import { matchResult } from "../../src/match/match-result.js";
+import { openRuleDatabase, RuleStoreError } from "../../src/rules/database.js";
+import { createRuleLoader } from "../../src/rules/load-rules.js";
+import { writeRules } from "../../src/seed/write-rules.js";
+import { createTestDatabase, type TestDatabase } from "../support/database.js";
+import { exampleCases, exampleProperties, exampleRules } from "../fixtures/spec-examples.js";
+import type { SeedProperty, SeedRule } from "../../src/seed/generate-dataset.js";
+
+let t: TestDatabase;
+const seedRules = (): SeedRule[] =>
+  exampleRules.map((r) => ({
+    priority: 0, min_matched_ms: 0, min_ratio_bp: 0, min_score: "0.000", state: 1, valid_from: null, valid_to: null, is_deleted: 0, ...r,
+  }));
+const seedProperties = (): SeedProperty[] => exampleProperties.map((p) => ({ state: 1, is_deleted: 0, ...p }));
+
+beforeAll(async () => {
+  t = await createTestDatabase();
+  await writeRules(t.database, seedRules(), seedProperties());
+});
+afterAll(() => t?.drop());
+
+const decide = (snapshot: Parameters<typeof matchResult>[0], input: unknown) => {
+  const r = decodeResultText(JSON.stringify(input));
+  if (!r.ok) throw new Error(r.reason);
+  return matchResult(snapshot, r.value);
+};
+
+describe("rule loader", () => {
+  it("runs in a non-UTC time zone", () => {
+    expect(new Date(0).getTimezoneOffset()).toBe(-480);
+  });
+
+  it("reads datetimes as UTC", async () => {
+    const snapshot = await createRuleLoader(t.database).loadFull();
+    const rule4 = snapshot.table.rules.get(4)!;
+    expect(rule4.validFromMs).toBe(Date.UTC(2026, 2, 1));
+    expect(rule4.validToMs).toBe(Date.UTC(2026, 2, 2));
+    // mtime was set by the server's CURRENT_TIMESTAMP(3) in a UTC session: close to now.
+    expect(Math.abs(snapshot.table.maxMtimeMs - Date.now())).toBeLessThan(10 * 60_000);
+  });
+
+  it("gives every worked example's verdict from rows read in small keyset pages", async () => {
+    const pages: number[] = [];
+    const snapshot = await createRuleLoader(t.database, { pageSize: 3 }).loadFull({
+      onProgress: (p) => pages.push(p.rows),
+    });
+    expect(pages.length).toBeGreaterThan(10);
+    for (const c of exampleCases) {
+      if (c.expect === "dead-letter") continue;
+      expect(decide(snapshot, c.input), c.case).toEqual(c.expect);
+    }
+    expect(snapshot.skipped.map((s) => s.id)).toEqual([10, 11, 16, 17, 18, 19, 20]);
+    expect(snapshot.counts).toMatchObject({ ruleRows: 9, skippedRules: 2, skippedProperties: 5, activeRules: 7 });
+  });
+
+  it("applies changed rows incrementally and leaves the old snapshot untouched", async () => {
+    const loader = createRuleLoader(t.database, { pageSize: 2 });
+    const before = await loader.loadFull();
+    const song = { aid: 1, cid: 11, mid: 500, tid: 1, durationMs: 240000, recognizedAt: "2026-03-01T08:00:00.000Z", matches: [{ assetId: 9001, startMs: 0, endMs: 90000, score: 0.95 }] };
+    expect(decide(before, song).ruleId).toBe(1);
+
+    await t.database.pool.query("UPDATE video_tort_rule SET state = 0 WHERE id = 1");
+    await t.database.pool.query("UPDATE video_tort_rule_property SET is_deleted = 1 WHERE id = 4"); // rule 2's asset 9001
+    await t.database.pool.query("INSERT INTO video_tort_rule_property (rule_id, kind, value) VALUES (7, 'asset', '9001')");
+    await t.database.pool.query("UPDATE video_tort_rule SET action = 'limit' WHERE id = 10"); // repaired row
+    const after = await loader.loadChanges(before);
+
+    expect(after.loadKind).toBe("incremental");
+    expect(decide(after, song)).toMatchObject({ action: "block", ruleId: 7 });
+    expect(after.counts.skippedRules).toBe(1);
+    expect(after.version).not.toBe(before.version);
+    expect(decide(before, song).ruleId).toBe(1); // old snapshot still serves the old rules
+
+    // A hard delete is invisible to an incremental refresh, and caught by a full one.
+    await t.database.pool.query("DELETE FROM video_tort_rule WHERE id = 7");
+    expect(decide(await loader.loadChanges(after), song).ruleId).toBe(7);
+    expect(decide(await loader.loadFull(), song).action).toBe("pass");
+  });
+
+  it("names host and error, never the password, when the database is unreachable", async () => {
+    const database = openRuleDatabase({ url: "mysql://tort:s3cr3t-pw@127.0.0.1:1/rules", connectTimeoutMs: 2000 });
+    try {
+      const err = await createRuleLoader(database).loadFull().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(RuleStoreError);
+      expect(String((err as Error).message)).toMatch(/127\.0\.0\.1:1.*ECONNREFUSED/);
+      expect(String((err as Error).message)).not.toContain("s3cr3t-pw");
+    } finally {
+      await database.close();
+    }
+  });
+});
