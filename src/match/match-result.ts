@@ -2,102 +2,140 @@
  * The matching of spec section 4: (snapshot, result) → decision. Pure and
  * synchronous; it never awaits, never logs and never sees raw bytes.
  */
-import type { CompiledRule, RuleSnapshot } from "./snapshot.js";
+import { findAssetSlot, type CompiledRule, type RuleSnapshot } from "./snapshot.js";
 import type { Decision, Hit, RecognitionResult, Verdict, VerdictSource } from "./types.js";
 
 const PASS: Decision = Object.freeze({ action: "pass", ruleId: null, hits: Object.freeze([]) as readonly Hit[] });
 
 // Scratch space for one call, reused across calls: the matcher is synchronous,
-// so no two calls ever share it. Grows to the largest result seen (bounded by
-// MAX_MATCH_ITEMS times the rules of the most shared asset).
-const candRule: CompiledRule[] = [];
+// so no two calls ever share it. Candidates (one per rule and match item that
+// passes the rule's filters) are chained per rule through `candNext`, the chain
+// heads kept by rule rank and stamped with the call's generation, so nothing is
+// cleared between calls. Arrays grow to the largest result and snapshot seen
+// (bounded by MAX_MATCH_ITEMS times the rules of the most shared asset).
 let candStart = new Float64Array(256);
 let candEnd = new Float64Array(256);
-let order = new Uint32Array(256);
+let candNext = new Int32Array(256);
+let headByRank = new Int32Array(1024);
+let stampByRank = new Uint32Array(1024);
+let generation = 0;
+const touched: CompiledRule[] = [];
+const runStarts: number[] = [];
+const runEnds: number[] = [];
 
-function grow(): void {
+function growCandidates(): void {
   const size = candStart.length * 2;
-  const start = new Float64Array(size);
+  const start = new Float64Array(size), end = new Float64Array(size), next = new Int32Array(size);
   start.set(candStart);
-  const end = new Float64Array(size);
   end.set(candEnd);
+  next.set(candNext);
   candStart = start;
   candEnd = end;
-  order = new Uint32Array(size);
+  candNext = next;
+}
+
+function growRanks(rank: number): void {
+  let size = headByRank.length;
+  while (size <= rank) size *= 2;
+  headByRank = new Int32Array(size);
+  stampByRank = new Uint32Array(size); // all stamps 0: generation is never 0 below
+}
+
+/** Total length of the union of one rule's intervals (its candidate chain), overlaps counted once. */
+function unionLength(first: number): number {
+  if (candNext[first] === -1) return candEnd[first]! - candStart[first]!;
+  runStarts.length = 0;
+  runEnds.length = 0;
+  for (let c = first; c !== -1; c = candNext[c]!) {
+    // Insertion by start: chains are short (one entry per match item of the rule's assets).
+    const s = candStart[c]!, e = candEnd[c]!;
+    let j = runStarts.length;
+    runStarts.push(s);
+    runEnds.push(e);
+    while (j > 0 && runStarts[j - 1]! > s) {
+      runStarts[j] = runStarts[j - 1]!;
+      runEnds[j] = runEnds[j - 1]!;
+      j--;
+    }
+    runStarts[j] = s;
+    runEnds[j] = e;
+  }
+  let total = 0;
+  let runStart = runStarts[0]!, runEnd = runEnds[0]!;
+  for (let k = 1; k < runStarts.length; k++) {
+    if (runStarts[k]! > runEnd) {
+      total += runEnd - runStart;
+      runStart = runStarts[k]!;
+      runEnd = runEnds[k]!;
+    } else if (runEnds[k]! > runEnd) {
+      runEnd = runEnds[k]!;
+    }
+  }
+  return total + runEnd - runStart;
 }
 
 /** Decide which rules hit a result and which action wins. */
 export function matchResult(snapshot: RuleSnapshot, result: RecognitionResult): Decision {
   const t = result.recognizedAtMs;
   const duration = result.durationMs;
+  if (++generation === 0xffffffff) {
+    generation = 1;
+    stampByRank.fill(0);
+  }
+  const index = snapshot.assetIndex;
+  const { ranks, minScore, validFromMs, validToMs, zones, exemptMids } = index;
+  const tid = result.tid;
+  const mid = result.mid;
   let n = 0;
-  for (const item of result.matches) {
-    const rules = snapshot.rulesByAsset.get(item.assetId);
-    if (rules === undefined) continue;
+  touched.length = 0;
+  const matches = result.matches;
+  for (let m = 0; m < matches.length; m++) {
+    const item = matches[m]!;
+    const slot = findAssetSlot(index, item.assetId);
+    if (slot === -1) continue;
     const start = item.startMs > 0 ? item.startMs : 0;
     const end = item.endMs < duration ? item.endMs : duration;
     if (end <= start) continue;
-    for (const rule of rules) {
-      if (item.score < rule.minScore || t < rule.validFromMs || t >= rule.validToMs) continue;
-      if (rule.zones !== null && !rule.zones.has(result.tid)) continue;
-      if (rule.exemptMids !== null && rule.exemptMids.has(result.mid)) continue;
-      if (n === candStart.length) grow();
-      candRule[n] = rule;
+    const score = item.score;
+    for (let p = index.slotFirst[slot]!, last = p + index.slotCount[slot]!; p < last; p++) {
+      const rank = ranks[p]!;
+      if (score < minScore[rank]! || t < validFromMs[rank]! || t >= validToMs[rank]!) continue;
+      const z = zones[rank]!;
+      if (z !== null && !z.has(tid)) continue;
+      const x = exemptMids[rank]!;
+      if (x !== null && x.has(mid)) continue;
+      if (n === candStart.length) growCandidates();
+      if (rank >= stampByRank.length) growRanks(rank);
+      if (stampByRank[rank] !== generation) {
+        stampByRank[rank] = generation;
+        headByRank[rank] = -1;
+        touched.push(snapshot.rules[rank]!);
+      }
       candStart[n] = start;
       candEnd[n] = end;
+      candNext[n] = headByRank[rank]!;
+      headByRank[rank] = n;
       n++;
     }
   }
   if (n === 0) return PASS;
 
-  // Order candidates by rule rank, then by start: each rule's intervals become one sorted run.
-  for (let i = 0; i < n; i++) order[i] = i;
-  const byRankThenStart = (a: number, b: number) =>
-    candRule[a]!.rank - candRule[b]!.rank || candStart[a]! - candStart[b]!;
-  if (n <= 16) {
-    for (let i = 1; i < n; i++) {
-      const x = order[i]!;
-      let j = i - 1;
-      while (j >= 0 && byRankThenStart(order[j]!, x) > 0) {
-        order[j + 1] = order[j]!;
-        j--;
-      }
-      order[j + 1] = x;
-    }
-  } else {
-    order.subarray(0, n).sort(byRankThenStart);
-  }
-
-  const hits: Hit[] = [];
-  let i = 0;
-  while (i < n) {
-    const rule = candRule[order[i]!]!;
-    // Union of this rule's intervals: overlaps counted once.
-    let matchedMs = 0;
-    let runStart = candStart[order[i]!]!;
-    let runEnd = candEnd[order[i]!]!;
-    i++;
-    while (i < n && candRule[order[i]!] === rule) {
-      const s = candStart[order[i]!]!;
-      const e = candEnd[order[i]!]!;
-      if (s > runEnd) {
-        matchedMs += runEnd - runStart;
-        runStart = s;
-        runEnd = e;
-      } else if (e > runEnd) {
-        runEnd = e;
-      }
-      i++;
-    }
-    matchedMs += runEnd - runStart;
+  // Hits come out in verdict order: touched rules are sorted by rank first (few of them).
+  if (touched.length > 1) touched.sort(byRank);
+  let hits: Hit[] | undefined;
+  for (let k = 0; k < touched.length; k++) {
+    const rule = touched[k]!;
+    const matchedMs = unionLength(headByRank[rule.rank]!);
     if (matchedMs >= rule.minMatchedMs && matchedMs * 10_000 >= rule.minRatioBp * duration) {
-      hits.push({ ruleId: rule.id, ownerId: rule.ownerId, action: rule.action, priority: rule.priority, matchedMs });
+      (hits ??= []).push({ ruleId: rule.id, ownerId: rule.ownerId, action: rule.action, priority: rule.priority, matchedMs });
     }
   }
-  candRule.fill(undefined as unknown as CompiledRule, 0, n); // drop references to old snapshots
-  if (hits.length === 0) return PASS;
+  touched.length = 0; // drop references to the snapshot's rules
+  if (hits === undefined) return PASS;
   return { action: hits[0]!.action, ruleId: hits[0]!.ruleId, hits };
 }
+
+const byRank = (a: CompiledRule, b: CompiledRule) => a.rank - b.rank;
 
 /** Wrap a decision into the verdict of spec section 5. */
 export function buildVerdict(

@@ -61,7 +61,7 @@ export function assetUniverse(options: DatasetOptions): number {
 
 /** An asset id with skewed popularity: low indexes are far more common. */
 export function pickAsset(random: () => number, universe: number): number {
-  return FIRST_ASSET_ID + Math.floor(universe * random() ** 3);
+  return FIRST_ASSET_ID + Math.floor(universe * random() ** 1.5);
 }
 
 function pick<T>(random: () => number, weighted: [T, number][]): T {

@@ -70,3 +70,18 @@ describe("decodeResult", () => {
     }
   });
 });
+
+describe("parseInstant", () => {
+  it("agrees with Date.parse on valid instants", () => {
+    for (const text of [
+      "2026-11-28T12:00:00.000Z", "2026-03-01T16:00:00+08:00", "2026-03-01T16:00:00.5-03:30", "0050-06-15T00:00:00Z",
+      "2024-02-29T23:59:59.999Z", "1999-12-31T23:59:59.12345+00:00", "2026-01-01T00:00:00-00:00",
+    ]) {
+      expect(parseInstant(text), text).toBe(Date.parse(text));
+    }
+  });
+  it.each(["2025-02-29T00:00:00Z", "2026-04-31T00:00:00Z", "2026-01-01T00:60:00Z", "2026-01-01T00:00:00+24:00", "2026-00-10T00:00:00Z"])(
+    "rejects %s",
+    (text) => expect(parseInstant(text)).toBeNaN(),
+  );
+});

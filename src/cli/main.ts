@@ -1,0 +1,61 @@
+/**
+ * `tortmatch`: the command line of spec section 7. Each command is a small
+ * composition root; this file only parses arguments and maps failures to exit codes.
+ */
+import { Command, InvalidArgumentError } from "commander";
+import { ConfigError } from "../config.js";
+
+function positiveInt(name: string) {
+  return (value: string) => {
+    const n = Number(value);
+    if (!Number.isSafeInteger(n) || n < 0) throw new InvalidArgumentError(`${name} must be a non-negative integer`);
+    return n;
+  };
+}
+
+const program = new Command()
+  .name("tortmatch")
+  .description("Match fingerprint recognition results against copyright-infringement rules.")
+  .showHelpAfterError();
+
+program
+  .command("replay")
+  .description("match an NDJSON file of recognition results against the current rules; write verdicts as NDJSON")
+  .requiredOption("--in <file>", "NDJSON recognition results")
+  .option("--out <file>", "where to write verdicts (default: stdout)")
+  .action(async (opts: { in: string; out?: string }) => {
+    const { replayCommand } = await import("./replay-command.js");
+    await replayCommand(opts);
+  });
+
+program
+  .command("seed")
+  .description("replace the rule tables with a realistic, deterministic dataset; optionally write results to replay")
+  .option("--rules <n>", "rule rows", positiveInt("--rules"), 5_000)
+  .option("--properties <n>", "property rows", positiveInt("--properties"), 180_000)
+  .option("--seed <n>", "random seed", positiveInt("--seed"), 42)
+  .option("--results <n>", "recognition results to write with --results-out", positiveInt("--results"), 50_000)
+  .option("--results-out <file>", "write recognition results (NDJSON, some invalid on purpose) to this file")
+  .option("--no-rules-write", "only write the results file; leave the database alone")
+  .action(async (opts) => {
+    const { seedCommand } = await import("./seed-command.js");
+    await seedCommand(opts);
+  });
+
+program
+  .command("db")
+  .description("database administration")
+  .command("migrate")
+  .description("apply the committed migrations (safe to run twice)")
+  .action(async () => {
+    const { migrateCommand } = await import("./migrate-command.js");
+    await migrateCommand();
+  });
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  const message = err instanceof ConfigError ? err.message : (err as Error).message ?? String(err);
+  process.stderr.write(`tortmatch: ${message}\n`);
+  process.exitCode = 1;
+}

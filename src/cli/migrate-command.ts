@@ -1,0 +1,17 @@
+/** `tortmatch db migrate` */
+import { loadConfig } from "../config.js";
+import { createLogger } from "../ops/logger.js";
+import { migrateRuleTables, openRuleDatabase } from "../rules/database.js";
+
+export async function migrateCommand(): Promise<void> {
+  const config = loadConfig();
+  const log = createLogger(config.LOG_LEVEL);
+  const database = openRuleDatabase({ url: config.DATABASE_URL });
+  try {
+    await database.ping();
+    await migrateRuleTables(database);
+    log.info({ database: database.describe }, "migrations applied");
+  } finally {
+    await database.close();
+  }
+}

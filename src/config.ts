@@ -1,0 +1,83 @@
+/**
+ * The only reader of process.env. Every setting is validated once at start,
+ * with defaults; a bad value fails with the variable's name and what it accepts.
+ * The result is frozen.
+ */
+import { z } from "zod";
+
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+/** Each environment variable, its type, range and default. The README's table mirrors this. */
+const envSchema = z.object({
+  DATABASE_URL: z
+    .string()
+    .regex(/^mysql:\/\//, "must be a mysql://user:password@host:port/database URL")
+    .default("mysql://root@127.0.0.1:3306/test"),
+  NATS_URL: z.string().min(1).default("nats://127.0.0.1:4222"),
+  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  /** Rows per keyset page when loading rules. */
+  TORT_LOAD_PAGE_SIZE: int(100, 100_000).default(5_000),
+
+  TORT_INPUT_STREAM: z.string().min(1).default("FINGERPRINT_RESULTS"),
+  TORT_INPUT_SUBJECTS: z.string().min(1).default("fingerprint.results.>"),
+  TORT_CONSUMER: z.string().min(1).default("tortmatch"),
+  TORT_VERDICT_STREAM: z.string().min(1).default("TORT_VERDICTS"),
+  TORT_VERDICT_SUBJECT_PREFIX: z.string().min(1).default("tort.verdicts"),
+  TORT_DEADLETTER_STREAM: z.string().min(1).default("TORT_DEADLETTER"),
+  TORT_DEADLETTER_SUBJECT: z.string().min(1).default("tort.deadletter"),
+  TORT_RULES_CHANGED_SUBJECT: z.string().min(1).default("tort.rules.changed"),
+  TORT_CONFIG_BUCKET: z.string().min(1).default("tort_config"),
+
+  /** Messages in flight between pull and ack, until the KV key says otherwise. */
+  TORT_CONCURRENCY: int(1, 4096).default(64),
+  /** Timer refresh, ms; 0 = off, else >= 1000. Overridden by the KV key. */
+  TORT_REFRESH_INTERVAL_MS: z.coerce
+    .number()
+    .int()
+    .refine((n) => n === 0 || (n >= 1000 && n <= 86_400_000), "must be 0 (off) or 1000..86400000")
+    .default(60_000),
+  /** Every Nth refresh is a full reload (catches hard deletes). */
+  TORT_FULL_RELOAD_EVERY: int(1, 10_000).default(10),
+  /** Messages pulled before the first snapshot is ready, at most (the rest stays in JetStream). */
+  TORT_WAIT_BUFFER: int(1, 4096).default(256),
+  /** Rule-load retry backoff: first delay and cap, ms (jittered). */
+  TORT_RETRY_BASE_MS: int(10, 600_000).default(500),
+  TORT_RETRY_MAX_MS: int(10, 3_600_000).default(30_000),
+  TORT_ACK_WAIT_MS: int(1_000, 3_600_000).default(30_000),
+  TORT_MAX_DELIVER: int(1, 100).default(5),
+  /** Delay before a failed publish is redelivered. */
+  TORT_NAK_DELAY_MS: int(0, 600_000).default(2_000),
+  /** Duplicate window of the verdict and dead-letter streams; must cover max_deliver × (ack wait + nak delay). */
+  TORT_DUPLICATE_WINDOW_MS: int(1_000, 86_400_000).default(300_000),
+  /** Most messages one pull request asks for. */
+  TORT_PULL_BATCH: int(1, 4096).default(256),
+  /** Longest graceful shutdown before the process gives up on in-flight work. */
+  TORT_SHUTDOWN_TIMEOUT_MS: int(100, 600_000).default(20_000),
+});
+
+export type Config = Readonly<z.infer<typeof envSchema>>;
+
+/** A configuration value that is missing its shape; names the variable. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/** Read and validate the configuration from an environment (process.env by default). */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`);
+    throw new ConfigError(`invalid configuration:\n  ${lines.join("\n  ")}`);
+  }
+  const config = parsed.data;
+  const needed = config.TORT_MAX_DELIVER * (config.TORT_ACK_WAIT_MS + config.TORT_NAK_DELAY_MS);
+  if (config.TORT_DUPLICATE_WINDOW_MS < needed) {
+    throw new ConfigError(
+      `invalid configuration:\n  TORT_DUPLICATE_WINDOW_MS: must be at least TORT_MAX_DELIVER × (TORT_ACK_WAIT_MS + TORT_NAK_DELAY_MS) = ${needed}`,
+    );
+  }
+  if (config.TORT_RETRY_MAX_MS < config.TORT_RETRY_BASE_MS) {
+    throw new ConfigError("invalid configuration:\n  TORT_RETRY_MAX_MS: must be at least TORT_RETRY_BASE_MS");
+  }
+  return Object.freeze(config);
+}
