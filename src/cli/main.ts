@@ -47,9 +47,10 @@ program
   .description("database administration")
   .command("migrate")
   .description("apply the committed migrations (safe to run twice)")
-  .action(async () => {
+  .option("--create-database", "create the database named in DATABASE_URL first when it does not exist")
+  .action(async (opts: { createDatabase?: boolean }) => {
     const { migrateCommand } = await import("./migrate-command.js");
-    await migrateCommand();
+    await migrateCommand(opts);
   });
 
 try {

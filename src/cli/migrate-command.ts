@@ -1,11 +1,12 @@
 /** `tortmatch db migrate` */
 import { loadConfig } from "../config.js";
 import { createLogger } from "../ops/logger.js";
-import { migrateRuleTables, openRuleDatabase } from "../rules/database.js";
+import { createDatabaseIfMissing, migrateRuleTables, openRuleDatabase } from "../rules/database.js";
 
-export async function migrateCommand(): Promise<void> {
+export async function migrateCommand(opts: { createDatabase?: boolean } = {}): Promise<void> {
   const config = loadConfig();
   const log = createLogger(config.LOG_LEVEL);
+  if (opts.createDatabase) await createDatabaseIfMissing(config.DATABASE_URL);
   const database = openRuleDatabase({ url: config.DATABASE_URL });
   try {
     await database.ping();

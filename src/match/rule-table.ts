@@ -38,20 +38,32 @@ export interface RuleEntry extends Omit<RuleRow, "action"> {
   readonly action: RuleAction;
 }
 
-/** An active property that keeps the contract. */
-export interface PropertyEntry {
-  readonly ruleId: number;
-  readonly kind: PropertyKind;
-  /** The decimal value; -1 when it is beyond the safe-integer range (it can then match nothing). */
-  readonly value: number;
+/** Property kinds as stored in `PropertyColumns.kind`; NO_PROPERTY marks a row that does not count. */
+export const KIND_CODE: Readonly<Record<PropertyKind, number>> = { asset: 0, zone: 1, exempt_mid: 2 };
+export const NO_PROPERTY = 255;
+
+/**
+ * The property rows as columns, in ascending id order: no object and no Map
+ * entry per row (a full load holds 180k of them). A row that does not count
+ * (inactive, deleted or breaking the contract) has kind NO_PROPERTY.
+ */
+export interface PropertyColumns {
+  readonly length: number;
+  readonly id: Float64Array;
+  readonly ruleId: Float64Array;
+  readonly kind: Uint8Array;
+  /** The decimal value; -1 when beyond the safe-integer range (it can then match nothing). */
+  readonly value: Float64Array;
 }
 
 /** All rule rows a snapshot knows of. Immutable once built. */
 export interface RuleTable {
   /** Contract-keeping rule rows, whatever their state. */
   readonly rules: ReadonlyMap<number, RuleEntry>;
-  /** Contract-keeping properties with state = 1 and is_deleted = 0. */
-  readonly properties: ReadonlyMap<number, PropertyEntry>;
+  /** Every property row read, counting or not. */
+  readonly properties: PropertyColumns;
+  /** Properties with state = 1, is_deleted = 0 that keep the contract. */
+  readonly countingProperties: number;
   /** Rule rows that break the contract: id → reason. */
   readonly skippedRules: ReadonlyMap<number, string>;
   /** Property rows that break the contract: id → reason. */
@@ -62,7 +74,15 @@ export interface RuleTable {
 
 const ACTIONS: ReadonlySet<string> = new Set(RULE_ACTIONS);
 const KINDS: ReadonlySet<string> = new Set(PROPERTY_KINDS);
-const DIGITS = /^[0-9]+$/;
+/** A non-empty string of ASCII digits (no sign, no spaces). */
+function isAsciiDigits(text: string): boolean {
+  if (text.length === 0) return false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 48 || c > 57) return false;
+  }
+  return true;
+}
 
 /** Why a rule row breaks the contract, or null when it keeps it. */
 export function ruleRowProblem(row: RuleRow): string | null {
@@ -76,7 +96,7 @@ export function ruleRowProblem(row: RuleRow): string | null {
 /** Why a property row breaks the contract, or null when it keeps it. */
 export function propertyRowProblem(row: PropertyRow): string | null {
   if (!KINDS.has(row.kind)) return `kind ${JSON.stringify(row.kind)} is not one of ${PROPERTY_KINDS.join(", ")}`;
-  if (!DIGITS.test(row.value)) return `value ${JSON.stringify(row.value)} is not a string of ASCII digits`;
+  if (!isAsciiDigits(row.value)) return `value ${JSON.stringify(row.value)} is not a string of ASCII digits`;
   return null;
 }
 
@@ -85,23 +105,111 @@ function decimalValue(text: string): number {
   return Number.isSafeInteger(n) ? n : -1;
 }
 
+/** Growable columns; `take` hands them out trimmed. */
+class ColumnsBuilder {
+  length = 0;
+  id: Float64Array;
+  ruleId: Float64Array;
+  kind: Uint8Array;
+  value: Float64Array;
+
+  constructor(capacity: number) {
+    this.id = new Float64Array(capacity);
+    this.ruleId = new Float64Array(capacity);
+    this.kind = new Uint8Array(capacity);
+    this.value = new Float64Array(capacity);
+  }
+
+  push(id: number, ruleId: number, kind: number, value: number): void {
+    if (this.length === this.id.length) this.grow();
+    const i = this.length++;
+    this.id[i] = id;
+    this.ruleId[i] = ruleId;
+    this.kind[i] = kind;
+    this.value[i] = value;
+  }
+
+  private grow(): void {
+    const size = Math.max(1024, this.id.length * 2);
+    const copy = <T extends Float64Array | Uint8Array>(a: T, make: (n: number) => T) => {
+      const b = make(size);
+      b.set(a);
+      return b;
+    };
+    this.id = copy(this.id, (n) => new Float64Array(n));
+    this.ruleId = copy(this.ruleId, (n) => new Float64Array(n));
+    this.kind = copy(this.kind, (n) => new Uint8Array(n));
+    this.value = copy(this.value, (n) => new Float64Array(n));
+  }
+
+  take(): PropertyColumns {
+    const n = this.length;
+    return { length: n, id: this.id.slice(0, n), ruleId: this.ruleId.slice(0, n), kind: this.kind.slice(0, n), value: this.value.slice(0, n) };
+  }
+}
+
+/** Index of `id` in ascending `ids[0..length)`, or -1. */
+function findRow(ids: Float64Array, length: number, id: number): number {
+  let lo = 0, hi = length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1;
+    const x = ids[mid]!;
+    if (x === id) return mid;
+    if (x < id) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return -1;
+}
+
+/** Stable order of rows by id; the last write of an id wins. */
+function sortById(c: ColumnsBuilder): void {
+  const order = Array.from({ length: c.length }, (_, i) => i).sort((a, b) => c.id[a]! - c.id[b]! || a - b);
+  const src = { id: c.id.slice(0, c.length), ruleId: c.ruleId.slice(0, c.length), kind: c.kind.slice(0, c.length), value: c.value.slice(0, c.length) };
+  let n = 0;
+  for (let k = 0; k < order.length; k++) {
+    const i = order[k]!;
+    if (k + 1 < order.length && src.id[order[k + 1]!] === src.id[i]) continue; // a later write of the same id follows
+    c.id[n] = src.id[i]!;
+    c.ruleId[n] = src.ruleId[i]!;
+    c.kind[n] = src.kind[i]!;
+    c.value[n] = src.value[i]!;
+    n++;
+  }
+  c.length = n;
+}
+
 /** A table under construction; `freeze` hands out the immutable view. */
 export interface RuleTableBuilder {
+  /** Keeps `row` itself: pass a fresh object. */
   applyRule(row: RuleRow): void;
+  /** Copies what it keeps: `row` may be reused by the caller. */
   applyProperty(row: PropertyRow): void;
+  /** Raise the newest mtime seen (a full load reads it once instead of per row). */
+  noteMtime(mtimeMs: number): void;
   freeze(): RuleTable;
 }
 
 /**
- * Start a table: empty for a full load, or a copy of `base` for an incremental
+ * Start a table: empty for a full load, or from `base` for an incremental
  * refresh (the base is never modified: the old snapshot keeps serving).
  */
 export function createRuleTableBuilder(base?: RuleTable): RuleTableBuilder {
   const rules = new Map(base?.rules);
-  const properties = new Map(base?.properties);
   const skippedRules = new Map(base?.skippedRules);
   const skippedProperties = new Map(base?.skippedProperties);
   let maxMtimeMs = base?.maxMtimeMs ?? 0;
+  // A full load appends in id order; an incremental one patches a copy of the base.
+  const columns = new ColumnsBuilder(Math.max(1024, base?.properties.length ?? 0));
+  if (base !== undefined) {
+    const p = base.properties;
+    columns.id.set(p.id);
+    columns.ruleId.set(p.ruleId);
+    columns.kind.set(p.kind);
+    columns.value.set(p.value);
+    columns.length = p.length;
+  }
+  const baseLength = columns.length;
+  let sorted = true;
   let frozen = false;
   const assertOpen = () => {
     if (frozen) throw new Error("rule table is frozen");
@@ -123,21 +231,38 @@ export function createRuleTableBuilder(base?: RuleTable): RuleTableBuilder {
       assertOpen();
       if (row.mtimeMs > maxMtimeMs) maxMtimeMs = row.mtimeMs;
       const problem = propertyRowProblem(row);
+      let kind = NO_PROPERTY;
+      let value = -1;
       if (problem !== null) {
-        properties.delete(row.id);
         skippedProperties.set(row.id, problem);
+      } else {
+        skippedProperties.delete(row.id);
+        if (row.state === 1 && row.isDeleted === 0) {
+          kind = KIND_CODE[row.kind as PropertyKind];
+          value = decimalValue(row.value);
+        }
+      }
+      const at = baseLength > 0 ? findRow(columns.id, baseLength, row.id) : -1;
+      if (at !== -1) {
+        columns.ruleId[at] = row.ruleId;
+        columns.kind[at] = kind;
+        columns.value[at] = value;
         return;
       }
-      skippedProperties.delete(row.id);
-      if (row.state === 1 && row.isDeleted === 0) {
-        properties.set(row.id, { ruleId: row.ruleId, kind: row.kind as PropertyKind, value: decimalValue(row.value) });
-      } else {
-        properties.delete(row.id);
-      }
+      if (columns.length > 0 && columns.id[columns.length - 1]! >= row.id) sorted = false;
+      columns.push(row.id, row.ruleId, kind, value);
+    },
+    noteMtime(mtimeMs) {
+      assertOpen();
+      if (mtimeMs > maxMtimeMs) maxMtimeMs = mtimeMs;
     },
     freeze() {
       frozen = true;
-      return { rules, properties, skippedRules, skippedProperties, maxMtimeMs };
+      if (!sorted) sortById(columns);
+      const properties = columns.take();
+      let countingProperties = 0;
+      for (let i = 0; i < properties.length; i++) if (properties.kind[i] !== NO_PROPERTY) countingProperties++;
+      return { rules, properties, countingProperties, skippedRules, skippedProperties, maxMtimeMs };
     },
   };
 }

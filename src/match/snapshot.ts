@@ -2,7 +2,7 @@
  * The immutable in-memory index the matcher reads: active rules by asset id,
  * each rule carrying its thresholds, window, zones and exempt uploaders.
  */
-import type { RuleTable } from "./rule-table.js";
+import { KIND_CODE, NO_PROPERTY, type RuleTable } from "./rule-table.js";
 import { ACTION_SEVERITY, type RuleAction } from "./types.js";
 
 /** An active rule, ready for matching. */
@@ -77,33 +77,86 @@ function hashAsset(assetId: number): number {
   return h ^ (h >>> 16);
 }
 
-function buildAssetIndex(rules: readonly CompiledRule[], assetsByRank: readonly ReadonlySet<number>[]): AssetIndex {
-  const ranksByAsset = new Map<number, number[]>();
-  assetsByRank.forEach((assets, rank) => {
-    for (const asset of assets) {
-      const list = ranksByAsset.get(asset);
-      if (list === undefined) ranksByAsset.set(asset, [rank]);
-      else list.push(rank); // ranks arrive ascending, so each list stays in verdict order
+/** Open-addressing table of asset ids under construction, kept at most half full. */
+class AssetSlots {
+  size: number;
+  mask: number;
+  asset: Float64Array;
+  count: Int32Array;
+  distinct = 0;
+
+  constructor(expected: number) {
+    let size = 16;
+    while (size < expected * 2) size *= 2;
+    this.size = size;
+    this.mask = size - 1;
+    this.asset = new Float64Array(size).fill(-1);
+    this.count = new Int32Array(size);
+  }
+
+  /** Slot of `asset`, claiming an empty one when it is new. */
+  slotOf(asset: number): number {
+    let slot = hashAsset(asset) & this.mask;
+    for (;;) {
+      const key = this.asset[slot]!;
+      if (key === asset) return slot;
+      if (key === -1) {
+        this.asset[slot] = asset;
+        this.distinct++;
+        return slot;
+      }
+      slot = (slot + 1) & this.mask;
     }
-  });
-  let size = 16;
-  while (size < ranksByAsset.size * 2) size *= 2;
-  const mask = size - 1;
-  const slotAsset = new Float64Array(size).fill(-1);
+  }
+
+  /** Double the table; returns old slot → new slot. */
+  grow(): Int32Array {
+    const { asset: oldAsset, count: oldCount } = this;
+    const moved = new Int32Array(oldAsset.length);
+    this.size *= 2;
+    this.mask = this.size - 1;
+    this.asset = new Float64Array(this.size).fill(-1);
+    this.count = new Int32Array(this.size);
+    this.distinct = 0;
+    for (let s = 0; s < oldAsset.length; s++) {
+      if (oldAsset[s] === -1) continue;
+      const slot = this.slotOf(oldAsset[s]!);
+      this.count[slot] = oldCount[s]!;
+      moved[s] = slot;
+    }
+    return moved;
+  }
+}
+
+/**
+ * Build the asset index from (asset, rank) pairs in two passes: count per
+ * asset slot, then place ranks. A rule listed twice for one asset (duplicate
+ * property rows) is harmless: its intervals are unioned.
+ */
+function buildAssetIndex(rules: readonly CompiledRule[], pairAsset: Float64Array, pairRank: Int32Array, pairs: number): AssetIndex {
+  // Assets are shared between rules: start from half the pairs and grow when needed.
+  const slots = new AssetSlots(pairs >> 1);
+  const pairSlot = new Int32Array(pairs);
+  for (let i = 0; i < pairs; i++) {
+    if (slots.distinct * 2 >= slots.size) {
+      const moved = slots.grow();
+      for (let k = 0; k < i; k++) pairSlot[k] = moved[pairSlot[k]!]!;
+    }
+    const slot = slots.slotOf(pairAsset[i]!);
+    pairSlot[i] = slot;
+    slots.count[slot]!++;
+  }
+  const { size, mask, asset: slotAsset, count: slotCount } = slots;
   const slotFirst = new Int32Array(size);
-  const slotCount = new Int32Array(size);
-  let pairs = 0;
-  for (const list of ranksByAsset.values()) pairs += list.length;
+  for (let s = 0, next = 0; s < size; s++) {
+    slotFirst[s] = next;
+    next += slotCount[s]!;
+  }
+  const fill = new Int32Array(size);
   const ranks = new Int32Array(pairs);
-  let next = 0;
-  for (const [asset, list] of ranksByAsset) {
-    let slot = hashAsset(asset) & mask;
-    while (slotAsset[slot] !== -1) slot = (slot + 1) & mask;
-    slotAsset[slot] = asset;
-    slotFirst[slot] = next;
-    slotCount[slot] = list.length;
-    ranks.set(list, next);
-    next += list.length;
+  for (let i = 0; i < pairs; i++) {
+    const slot = pairSlot[i]!;
+    ranks[slotFirst[slot]! + fill[slot]!++] = pairRank[i]!;
   }
   return {
     mask,
@@ -117,6 +170,23 @@ function buildAssetIndex(rules: readonly CompiledRule[], assetsByRank: readonly 
     zones: rules.map((r) => r.zones),
     exemptMids: rules.map((r) => r.exemptMids),
   };
+}
+
+/**
+ * Rule id → rank of the active rules (-1 when not active). Dense ids (the
+ * usual AUTO_INCREMENT case) get an Int32Array, else a Map.
+ */
+function rankLookup(active: readonly { id: number }[], allRuleIds: Iterable<number>): (ruleId: number) => number {
+  let maxId = 0;
+  for (const id of allRuleIds) if (id > maxId) maxId = id;
+  if (maxId <= 8 * active.length + 65_536) {
+    const dense = new Int32Array(maxId + 1).fill(-1);
+    active.forEach((rule, rank) => (dense[rule.id] = rank));
+    return (ruleId) => (ruleId <= maxId ? dense[ruleId]! : -1);
+  }
+  const sparse = new Map<number, number>();
+  active.forEach((rule, rank) => sparse.set(rule.id, rank));
+  return (ruleId) => sparse.get(ruleId) ?? -1;
 }
 
 /** How a snapshot came to be. */
@@ -146,12 +216,6 @@ export interface RuleSnapshot {
   readonly table: RuleTable;
 }
 
-interface RuleBuild {
-  assets: Set<number>;
-  zones: Set<number> | null;
-  exemptMids: Set<number> | null;
-}
-
 function byVerdictOrder(
   a: { priority: number; action: RuleAction; id: number },
   b: { priority: number; action: RuleAction; id: number },
@@ -161,50 +225,61 @@ function byVerdictOrder(
 
 /** Compile a rule table into a snapshot. Pure and synchronous. */
 export function compileSnapshot(table: RuleTable, meta: { loadKind: LoadKind; loadedAt: string }): RuleSnapshot {
-  const builds = new Map<number, RuleBuild>();
-  for (const rule of table.rules.values()) {
-    if (rule.state === 1 && rule.isDeleted === 0) builds.set(rule.id, { assets: new Set(), zones: null, exemptMids: null });
-  }
+  const active = [...table.rules.values()].filter((r) => r.state === 1 && r.isDeleted === 0).sort(byVerdictOrder);
+  const rankOf = rankLookup(active, table.rules.keys());
 
+  const zonesByRank: (Set<number> | null)[] = active.map(() => null);
+  const exemptByRank: (Set<number> | null)[] = active.map(() => null);
+  const p = table.properties;
+  const pairAsset = new Float64Array(p.length);
+  const pairRank = new Int32Array(p.length);
+  let pairs = 0;
+  let counting = 0;
   const orphanProperties: SkippedRow[] = [];
-  for (const [id, p] of table.properties) {
-    const build = builds.get(p.ruleId);
-    if (build === undefined) {
+  for (let i = 0; i < p.length; i++) {
+    const kind = p.kind[i]!;
+    if (kind === NO_PROPERTY) continue;
+    const ruleId = p.ruleId[i]!;
+    const rank = rankOf(ruleId);
+    if (rank === -1) {
       // The rule is missing or was skipped; a property of an inactive rule is simply unused.
-      if (!table.rules.has(p.ruleId)) {
-        orphanProperties.push({ table: "video_tort_rule_property", id, reason: `rule ${p.ruleId} does not exist or was skipped` });
+      if (!table.rules.has(ruleId)) {
+        orphanProperties.push({ table: "video_tort_rule_property", id: p.id[i]!, reason: `rule ${ruleId} does not exist or was skipped` });
+      } else {
+        counting++;
       }
       continue;
     }
-    if (p.kind === "asset") {
-      if (p.value >= 0) build.assets.add(p.value);
-    } else if (p.kind === "zone") {
+    counting++;
+    const value = p.value[i]!;
+    if (kind === KIND_CODE.asset) {
+      if (value >= 0) {
+        pairAsset[pairs] = value;
+        pairRank[pairs++] = rank;
+      }
+    } else if (kind === KIND_CODE.zone) {
       // A zone beyond 2^53 still makes Z(R) non-empty: no tid can then be in it.
-      (build.zones ??= new Set()).add(p.value);
-    } else if (p.value >= 0) {
-      (build.exemptMids ??= new Set()).add(p.value);
+      (zonesByRank[rank] ??= new Set()).add(value);
+    } else if (value >= 0) {
+      (exemptByRank[rank] ??= new Set()).add(value);
     }
   }
 
-  const active = [...builds.keys()].map((id) => table.rules.get(id)!).sort(byVerdictOrder);
-  const rules: CompiledRule[] = active.map((rule, rank) => {
-    const build = builds.get(rule.id)!;
-    return {
-      id: rule.id,
-      ownerId: rule.ownerId,
-      action: rule.action,
-      priority: rule.priority,
-      rank,
-      minMatchedMs: rule.minMatchedMs,
-      minRatioBp: rule.minRatioBp,
-      minScore: Number(rule.minScore),
-      validFromMs: rule.validFromMs ?? Number.NEGATIVE_INFINITY,
-      validToMs: rule.validToMs ?? Number.POSITIVE_INFINITY,
-      zones: build.zones,
-      exemptMids: build.exemptMids,
-    };
-  });
-  const assetIndex = buildAssetIndex(rules, active.map((rule) => builds.get(rule.id)!.assets));
+  const rules: CompiledRule[] = active.map((rule, rank) => ({
+    id: rule.id,
+    ownerId: rule.ownerId,
+    action: rule.action,
+    priority: rule.priority,
+    rank,
+    minMatchedMs: rule.minMatchedMs,
+    minRatioBp: rule.minRatioBp,
+    minScore: Number(rule.minScore),
+    validFromMs: rule.validFromMs ?? Number.NEGATIVE_INFINITY,
+    validToMs: rule.validToMs ?? Number.POSITIVE_INFINITY,
+    zones: zonesByRank[rank]!,
+    exemptMids: exemptByRank[rank]!,
+  }));
+  const assetIndex = buildAssetIndex(rules, pairAsset, pairRank, pairs);
 
   const skipped: SkippedRow[] = [
     ...[...table.skippedRules].map(([id, reason]) => ({ table: "video_tort_rule" as const, id, reason })),
@@ -214,14 +289,14 @@ export function compileSnapshot(table: RuleTable, meta: { loadKind: LoadKind; lo
 
   const skippedProperties = table.skippedProperties.size + orphanProperties.length;
   return {
-    version: `${new Date(table.maxMtimeMs).toISOString()}/${table.rules.size}r/${table.properties.size}p`,
+    version: `${new Date(table.maxMtimeMs).toISOString()}/${table.rules.size}r/${table.countingProperties}p`,
     loadKind: meta.loadKind,
     loadedAt: meta.loadedAt,
     rules,
     assetIndex,
     counts: {
       ruleRows: table.rules.size,
-      propertyRows: table.properties.size - orphanProperties.length,
+      propertyRows: counting,
       activeRules: active.length,
       skippedRules: table.skippedRules.size,
       skippedProperties,

@@ -86,8 +86,31 @@ export function openRuleDatabase(options: RuleDatabaseOptions): RuleDatabase {
         throw wrap("connecting to", err);
       }
     },
-    close: () => pool.end(),
+    async close() {
+      // A connection that never opened (server unreachable) makes end() reject
+      // with that same connect error, already reported by the query that met it.
+      await pool.end().catch((err: unknown) => {
+        if (!/ECONNREFUSED|ETIMEDOUT|ENOTFOUND|EHOSTUNREACH|PROTOCOL_CONNECTION_LOST/.test(describeDatabaseFailure(err))) throw err;
+      });
+    },
   };
+}
+
+/** `CREATE DATABASE IF NOT EXISTS` for the database a URL names (connecting without it). */
+export async function createDatabaseIfMissing(url: string): Promise<void> {
+  const u = new URL(url);
+  const name = decodeURIComponent(u.pathname.replace(/^\//, ""));
+  if (!/^[A-Za-z0-9_$]+$/.test(name)) throw new RuleStoreError(`database name ${JSON.stringify(name)} is not a plain identifier`);
+  u.pathname = "/";
+  let conn: mysql.Connection | undefined;
+  try {
+    conn = await mysql.createConnection({ uri: u.toString() });
+    await conn.query(`CREATE DATABASE IF NOT EXISTS \`${name}\``);
+  } catch (err) {
+    throw new RuleStoreError(`creating database on ${describeDatabaseUrl(url)} failed: ${describeDatabaseFailure(err)}`, { cause: err });
+  } finally {
+    await conn?.end().catch(() => {});
+  }
 }
 
 const MIGRATIONS = fileURLToPath(new URL("../../drizzle/", import.meta.url));

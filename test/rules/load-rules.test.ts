@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { decodeResultText } from "../../src/match/decode-result.js";
 import { matchResult } from "../../src/match/match-result.js";
 import { openRuleDatabase, RuleStoreError } from "../../src/rules/database.js";
-import { createRuleLoader } from "../../src/rules/load-rules.js";
+import { createRuleLoader, parseUtcDatetime } from "../../src/rules/load-rules.js";
 import { writeRules } from "../../src/seed/write-rules.js";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";
 import { exampleCases, exampleProperties, exampleRules } from "../fixtures/spec-examples.js";
@@ -93,4 +93,14 @@ describe("rule loader", () => {
       await database.close();
     }
   });
+});
+
+describe("parseUtcDatetime", () => {
+  it.each([
+    ["2026-03-01 00:00:00.000", Date.UTC(2026, 2, 1)],
+    ["2026-03-01 00:00:00.000", Date.UTC(2026, 2, 1)], // the cached answer
+    ["2026-12-31 23:59:59.999", Date.UTC(2026, 11, 31, 23, 59, 59, 999)],
+    ["2026-12-31 23:59:59.5", Date.UTC(2026, 11, 31, 23, 59, 59, 500)],
+    ["2026-12-31 23:59:59", Date.UTC(2026, 11, 31, 23, 59, 59)],
+  ])("%s", (text, ms) => expect(parseUtcDatetime(text)).toBe(ms));
 });
