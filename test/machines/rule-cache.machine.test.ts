@@ -1,0 +1,178 @@
+import { describe, expect, it } from "vitest";
+import { createActor, fromPromise, SimulatedClock } from "xstate";
+import { retryDelayMs, ruleCacheMachine, type LoadRulesInput } from "../../machines/rule-cache.machine.js";
+import type { RuleSnapshot } from "../../src/match/snapshot.js";
+
+interface PendingLoad {
+  input: LoadRulesInput;
+  signal: AbortSignal;
+  resolve(s: RuleSnapshot): void;
+  reject(e: Error): void;
+}
+
+const snapshotNamed = (version: string, loadKind: "full" | "incremental" = "full") =>
+  ({ version, loadKind, loadedAt: "2026-11-28T00:00:00.000Z" }) as RuleSnapshot;
+const settle = () => new Promise((resolve) => setImmediate(resolve));
+
+function harness(options: { refreshIntervalMs?: number; fullReloadEvery?: number } = {}) {
+  const loads: PendingLoad[] = [];
+  let closed = 0;
+  const visited = new Set<string>();
+  const clock = new SimulatedClock();
+  const machine = ruleCacheMachine.provide({
+    actors: {
+      loadRules: fromPromise<RuleSnapshot, LoadRulesInput>(
+        ({ input, signal }) => new Promise((resolve, reject) => loads.push({ input, signal, resolve, reject })),
+      ),
+      closeRules: fromPromise<void, void>(async () => {
+        closed++;
+      }),
+    },
+    // Deterministic jitter: the middle of the range.
+    delays: { retryDelay: ({ context }) => retryDelayMs(context.attempt, context.retryBaseMs, context.retryMaxMs, () => 0.5) },
+  });
+  const actor = createActor(machine, {
+    clock,
+    input: { refreshIntervalMs: options.refreshIntervalMs ?? 60_000, fullReloadEvery: options.fullReloadEvery ?? 3, retryBaseMs: 1_000, retryMaxMs: 8_000 },
+  });
+  actor.subscribe((s) => visited.add(String(s.value)));
+  actor.start();
+  return { actor, clock, loads, visited, closedCount: () => closed, state: () => String(actor.getSnapshot().value), ctx: () => actor.getSnapshot().context };
+}
+
+describe("rule-cache machine", () => {
+  it("loads exactly once whatever arrives during the load, then refreshes once for what was asked meanwhile", async () => {
+    const h = harness();
+    h.actor.send({ type: "START" });
+    for (let k = 0; k < 64; k++) h.actor.send({ type: "REFRESH", reason: "notice" });
+    h.actor.send({ type: "START" });
+    expect(h.state()).toBe("loading");
+    expect(h.loads).toHaveLength(1);
+    expect(h.loads[0]!.input).toEqual({ mode: "full", previous: null });
+
+    const first = snapshotNamed("v1");
+    h.loads[0]!.resolve(first);
+    await settle();
+    // The notices asked during the load become one incremental refresh, against v1.
+    expect(h.state()).toBe("refreshing");
+    expect(h.loads).toHaveLength(2);
+    expect(h.loads[1]!.input).toEqual({ mode: "incremental", previous: first });
+    expect(h.ctx().snapshot).toBe(first); // v1 serves while refreshing
+
+    h.loads[1]!.resolve(snapshotNamed("v2", "incremental"));
+    await settle();
+    expect(h.state()).toBe("ready");
+    expect(h.ctx()).toMatchObject({ version: "v2", loads: 2, refreshesSinceFull: 1, refreshPending: false, attempt: 0 });
+  });
+
+  it("retries a failed first load with capped exponential backoff until it succeeds", async () => {
+    const h = harness();
+    h.actor.send({ type: "START" });
+    const delays: number[] = [];
+    for (let attempt = 1; attempt <= 5; attempt++) {
+      h.loads[attempt - 1]!.reject(new Error(`ECONNREFUSED ${attempt}`));
+      await settle();
+      expect(h.state()).toBe("retrying");
+      expect(h.ctx()).toMatchObject({ attempt, lastError: `ECONNREFUSED ${attempt}`, snapshot: null });
+      // Find the delay: nothing happens 1 ms before it, the retry starts at it.
+      const delay = retryDelayMs(attempt, 1_000, 8_000, () => 0.5);
+      delays.push(delay);
+      h.clock.increment(delay - 1);
+      expect(h.state()).toBe("retrying");
+      h.clock.increment(1);
+      expect(h.state()).toBe("loading");
+    }
+    expect(delays).toEqual([750, 1500, 3000, 6000, 6000]);
+    h.loads[5]!.resolve(snapshotNamed("v1"));
+    await settle();
+    expect(h.ctx()).toMatchObject({ attempt: 0, lastError: null, version: "v1", loads: 6 });
+  });
+
+  it("refreshes on its timer; a failed refresh keeps the old snapshot and retries as a refresh", async () => {
+    const h = harness({ refreshIntervalMs: 10_000, fullReloadEvery: 3 });
+    h.actor.send({ type: "START" });
+    const v1 = snapshotNamed("v1");
+    h.loads[0]!.resolve(v1);
+    await settle();
+    h.clock.increment(9_999);
+    expect(h.state()).toBe("ready");
+    h.clock.increment(1);
+    expect(h.state()).toBe("refreshing");
+    h.loads[1]!.reject(new Error("server has gone away"));
+    await settle();
+    expect(h.state()).toBe("retrying");
+    expect(h.ctx().snapshot).toBe(v1);
+    h.clock.increment(750);
+    expect(h.state()).toBe("refreshing");
+    expect(h.loads[2]!.input).toEqual({ mode: "incremental", previous: v1 });
+    h.loads[2]!.resolve(snapshotNamed("v2", "incremental"));
+    await settle();
+    // Every third refresh is a full reload.
+    h.clock.increment(10_000);
+    h.loads[3]!.resolve(snapshotNamed("v3", "incremental"));
+    await settle();
+    h.clock.increment(10_000);
+    expect(h.loads[4]!.input.mode).toBe("full");
+  });
+
+  it("takes a new refresh interval at once; 0 turns the timer off", async () => {
+    const h = harness({ refreshIntervalMs: 10_000 });
+    h.actor.send({ type: "START" });
+    h.loads[0]!.resolve(snapshotNamed("v1"));
+    await settle();
+    h.clock.increment(5_000);
+    h.actor.send({ type: "CONFIG.REFRESH_INTERVAL", ms: 0 });
+    h.clock.increment(3_600_000);
+    expect(h.state()).toBe("ready");
+    expect(h.loads).toHaveLength(1);
+    h.actor.send({ type: "CONFIG.REFRESH_INTERVAL", ms: 2_000 });
+    h.clock.increment(2_000);
+    expect(h.state()).toBe("refreshing");
+    expect(h.ctx().refreshIntervalMs).toBe(2_000);
+  });
+
+  it("stops from any state: a running load is aborted and the rule source closed", async () => {
+    const h = harness();
+    h.actor.send({ type: "START" });
+    h.actor.send({ type: "STOP" });
+    await settle();
+    expect(h.loads[0]!.signal.aborted).toBe(true);
+    expect(h.state()).toBe("stopped");
+    expect(h.closedCount()).toBe(1);
+    expect(h.actor.getSnapshot().status).toBe("done");
+
+    const idle = harness();
+    idle.actor.send({ type: "STOP" });
+    await settle();
+    expect(idle.state()).toBe("stopped");
+  });
+
+  it("the scenarios above visit every state", async () => {
+    const seen = new Set<string>();
+    const h = harness({ refreshIntervalMs: 1_000 });
+    h.actor.send({ type: "START" });
+    h.loads[0]!.reject(new Error("x"));
+    await settle();
+    h.clock.increment(1_000);
+    h.loads[1]!.resolve(snapshotNamed("v1"));
+    await settle();
+    h.clock.increment(1_000);
+    h.actor.send({ type: "STOP" });
+    await settle();
+    h.visited.forEach((v) => seen.add(v));
+    expect([...seen].sort()).toEqual(Object.keys(ruleCacheMachine.config.states!).sort());
+  });
+});
+
+describe("retryDelayMs", () => {
+  it("stays within [capped/2, capped] and never exceeds the cap", () => {
+    for (let attempt = 1; attempt < 40; attempt++) {
+      for (const r of [0, 0.25, 0.999]) {
+        const d = retryDelayMs(attempt, 500, 30_000, () => r);
+        const capped = Math.min(30_000, 500 * 2 ** (attempt - 1));
+        expect(d).toBeGreaterThanOrEqual(capped / 2);
+        expect(d).toBeLessThanOrEqual(capped);
+      }
+    }
+  });
+});
