@@ -19,6 +19,14 @@ const program = new Command()
   .showHelpAfterError();
 
 program
+  .command("run")
+  .description("the live service: consume recognition results, publish verdicts, until SIGTERM/SIGINT")
+  .action(async () => {
+    const { runCommand } = await import("./run-command.js");
+    await runCommand();
+  });
+
+program
   .command("replay")
   .description("match an NDJSON file of recognition results against the current rules; write verdicts as NDJSON")
   .requiredOption("--in <file>", "NDJSON recognition results")

@@ -1,0 +1,181 @@
+/**
+ * Composition root of the live service: given open connections and the
+ * configuration, build the topology, the actors and the pipeline, and start
+ * them. Buildable in tests; the process entry (cli/run-command.ts) stays small.
+ */
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
+import type { NatsConnection } from "@nats-io/transport-node";
+import type { Logger } from "pino";
+import { BehaviorSubject } from "rxjs";
+import { createActor, fromCallback, fromPromise, toPromise, type ActorRefFrom, type InspectionEvent } from "xstate";
+import { ruleCacheMachine, type LoadRulesInput } from "../machines/rule-cache.machine.js";
+import { serviceMachine } from "../machines/service.machine.js";
+import type { Config } from "./config.js";
+import { createConcurrencyLimit, type ConcurrencyLimit } from "./gate/concurrency-limit.js";
+import { ensureTopology } from "./ingest/topology.js";
+import { watchLiveConfig } from "./live-config/watch-live-config.js";
+import type { RuleSnapshot } from "./match/snapshot.js";
+import { createServiceStats, type ServiceStats } from "./ops/service-stats.js";
+import { runPipeline } from "./pipeline.js";
+import type { RuleDatabase } from "./rules/database.js";
+import { createRuleLoader } from "./rules/load-rules.js";
+import { logSkippedRows } from "./rules/report-skipped.js";
+import { createPublisher } from "./verdict/publish.js";
+
+export interface ServiceDeps {
+  readonly config: Config;
+  readonly log: Logger;
+  /** Owned by the caller, which closes it after the service has stopped. */
+  readonly nc: NatsConnection;
+  /** Handed to the rule cache, which closes it when it stops. */
+  readonly database: RuleDatabase;
+  readonly now?: () => Date;
+  /** How long one pull request waits on the server (default 5 s; tests use less). */
+  readonly pullExpiresMs?: number;
+  /** Server-side bound on unacknowledged messages across all instances. */
+  readonly maxAckPending?: number;
+  /** Passed to createActor: the Stately inspector attaches here. */
+  readonly inspect?: (event: InspectionEvent) => void;
+}
+
+export interface RunningService {
+  readonly actor: ActorRefFrom<typeof serviceMachine>;
+  readonly stats: ServiceStats;
+  readonly limit: ConcurrencyLimit;
+  readonly snapshot$: BehaviorSubject<RuleSnapshot | null>;
+  /** Stop pulling, settle in-flight work, stop the rule cache. Resolves with the failure, if any. */
+  stop(): Promise<string | null>;
+  /** Resolves when the actor system has stopped (by request or failure). */
+  readonly stopped: Promise<string | null>;
+}
+
+export async function startService(deps: ServiceDeps): Promise<RunningService> {
+  const { config: c, log, nc, database } = deps;
+  const now = deps.now ?? (() => new Date());
+
+  const jsm = await jetstreamManager(nc);
+  await ensureTopology(
+    jsm,
+    {
+      inputStream: c.TORT_INPUT_STREAM,
+      inputSubjects: c.TORT_INPUT_SUBJECTS.split(","),
+      consumer: c.TORT_CONSUMER,
+      verdictStream: c.TORT_VERDICT_STREAM,
+      verdictSubjectPrefix: c.TORT_VERDICT_SUBJECT_PREFIX,
+      deadLetterStream: c.TORT_DEADLETTER_STREAM,
+      deadLetterSubject: c.TORT_DEADLETTER_SUBJECT,
+      ackWaitMs: c.TORT_ACK_WAIT_MS,
+      maxDeliver: c.TORT_MAX_DELIVER,
+      duplicateWindowMs: c.TORT_DUPLICATE_WINDOW_MS,
+      maxAckPending: deps.maxAckPending ?? 20_000,
+    },
+    log,
+  );
+  const js = jetstream(nc);
+  const consumer = await js.consumers.get(c.TORT_INPUT_STREAM, c.TORT_CONSUMER);
+  const kv = await new Kvm(nc).create(c.TORT_CONFIG_BUCKET);
+
+  const stats = createServiceStats();
+  const limit = createConcurrencyLimit(c.TORT_CONCURRENCY);
+  limit.setCap(c.TORT_WAIT_BUFFER); // until the first snapshot: the wait buffer bounds what is pulled
+  const snapshot$ = new BehaviorSubject<RuleSnapshot | null>(null);
+  const loader = createRuleLoader(database, { pageSize: c.TORT_LOAD_PAGE_SIZE, now });
+  const publisher = createPublisher(js, { verdictSubjectPrefix: c.TORT_VERDICT_SUBJECT_PREFIX, deadLetterSubject: c.TORT_DEADLETTER_SUBJECT }, 10_000);
+
+  const ruleCache = ruleCacheMachine.provide({
+    actors: {
+      loadRules: fromPromise<RuleSnapshot, LoadRulesInput>(({ input, signal }) =>
+        input.mode === "full" || input.previous === null ? loader.loadFull({ signal }) : loader.loadChanges(input.previous, { signal }),
+      ),
+      closeRules: fromPromise<void, void>(() => database.close()),
+    },
+  });
+
+  const machine = serviceMachine.provide({
+    actors: {
+      ruleCache,
+      configWatcher: fromCallback(({ sendBack }) => {
+        const watcher = watchLiveConfig(
+          kv,
+          { concurrency: c.TORT_CONCURRENCY, refresh_interval_ms: c.TORT_REFRESH_INTERVAL_MS },
+          (change) =>
+            sendBack(change.key === "concurrency" ? { type: "CONFIG.CONCURRENCY", value: change.value } : { type: "CONFIG.REFRESH_INTERVAL", ms: change.value }),
+          log,
+        );
+        return () => watcher.stop();
+      }),
+      changeNotices: fromCallback(({ sendBack }) => {
+        const sub = nc.subscribe(c.TORT_RULES_CHANGED_SUBJECT, {
+          callback: () => sendBack({ type: "RULES.CHANGED" }),
+        });
+        return () => sub.unsubscribe();
+      }),
+      consumer: fromCallback(({ sendBack, receive }) => {
+        const pipeline = runPipeline({
+          consumer,
+          limit,
+          snapshot$,
+          stats,
+          pull: { maxBatch: c.TORT_PULL_BATCH, expiresMs: deps.pullExpiresMs ?? 5_000, retryDelayMs: 1_000 },
+          settle: { publisher, maxDeliver: c.TORT_MAX_DELIVER, nakDelayMs: c.TORT_NAK_DELAY_MS, now, log },
+          waitBuffer: c.TORT_WAIT_BUFFER,
+          ackWaitMs: c.TORT_ACK_WAIT_MS,
+          log,
+        });
+        pipeline.done.catch((err: unknown) => sendBack({ type: "CONSUMER.FAILED", error: String((err as Error)?.message ?? err) }));
+        receive((event) => {
+          if (event.type === "DRAIN") void pipeline.drain().then(() => sendBack({ type: "CONSUMER.DRAINED" }));
+          if (event.type === "CONFIG.CONCURRENCY") limit.setLimit(event.value);
+        });
+      }),
+    },
+  });
+
+  const actor = createActor(machine, {
+    input: {
+      ruleCache: {
+        refreshIntervalMs: c.TORT_REFRESH_INTERVAL_MS,
+        fullReloadEvery: c.TORT_FULL_RELOAD_EVERY,
+        retryBaseMs: c.TORT_RETRY_BASE_MS,
+        retryMaxMs: c.TORT_RETRY_MAX_MS,
+      },
+      drainTimeoutMs: c.TORT_SHUTDOWN_TIMEOUT_MS,
+    },
+    ...(deps.inspect ? { inspect: deps.inspect } : {}),
+  });
+
+  // Follow the rule cache: publish each new snapshot to the pipeline, log its transitions.
+  let lastState = "";
+  actor.start();
+  const cache = actor.system.get("ruleCache") as ActorRefFrom<typeof ruleCacheMachine>;
+  cache.subscribe((s) => {
+    const state = String(s.value);
+    const ctx = s.context;
+    if (ctx.snapshot !== snapshot$.value && ctx.snapshot !== null) {
+      const first = snapshot$.value === null;
+      snapshot$.next(ctx.snapshot);
+      if (first) limit.setCap(null);
+      log.info({ version: ctx.version, loadKind: ctx.snapshot.loadKind, loads: ctx.loads, ...ctx.snapshot.counts }, "rule snapshot in service");
+      logSkippedRows(log, ctx.snapshot);
+    }
+    if (state !== lastState) {
+      lastState = state;
+      const level = state === "retrying" ? "warn" : "info";
+      log[level]({ ruleCache: state, attempt: ctx.attempt, lastError: ctx.lastError ?? undefined }, "rule cache state");
+    }
+  });
+
+  const stopped = toPromise(actor).then(() => actor.getSnapshot().context.failure);
+  return {
+    actor,
+    stats,
+    limit,
+    snapshot$,
+    stopped,
+    async stop() {
+      actor.send({ type: "STOP" });
+      return stopped;
+    },
+  };
+}

@@ -1,0 +1,41 @@
+/** A seeded rule database and an in-process service over real NATS and MySQL. */
+import type { NatsConnection } from "@nats-io/transport-node";
+import type { Config } from "../../src/config.js";
+import { decodeResultText } from "../../src/match/decode-result.js";
+import { matchResult } from "../../src/match/match-result.js";
+import type { RuleSnapshot } from "../../src/match/snapshot.js";
+import type { Decision } from "../../src/match/types.js";
+import { createLogger } from "../../src/ops/logger.js";
+import { openRuleDatabase } from "../../src/rules/database.js";
+import { startService, type RunningService, type ServiceDeps } from "../../src/service.js";
+import { generateProperties, generateResultLines, generateRules } from "../../src/seed/generate-dataset.js";
+import { writeRules } from "../../src/seed/write-rules.js";
+import { createTestDatabase, type TestDatabase } from "./database.js";
+
+export const SMALL_DATASET = { rules: 400, properties: 8_000, seed: 11 };
+
+export async function seededDatabase(dataset = SMALL_DATASET): Promise<TestDatabase> {
+  const t = await createTestDatabase();
+  await writeRules(t.database, generateRules(dataset), generateProperties(dataset));
+  return t;
+}
+
+export const resultLines = (results: number, invalidShare = 0, dataset = SMALL_DATASET) => [...generateResultLines({ ...dataset, results, invalidShare })];
+
+/** Start the service in this process with its own pool to `databaseUrl` (closed by the service). */
+export function startTestService(config: Config, nc: NatsConnection, extra: Partial<ServiceDeps> = {}): Promise<RunningService> {
+  return startService({
+    config,
+    log: createLogger(process.env.TEST_LOG_LEVEL ?? "silent"),
+    nc,
+    database: openRuleDatabase({ url: config.DATABASE_URL, connectTimeoutMs: 2_000 }),
+    pullExpiresMs: 1_000,
+    ...extra,
+  });
+}
+
+/** What the matcher says for a line, against a snapshot: the reference the service must agree with. */
+export function expectedDecision(snapshot: RuleSnapshot, line: string): Decision | "invalid" {
+  const r = decodeResultText(line);
+  return r.ok ? matchResult(snapshot, r.value) : "invalid";
+}
