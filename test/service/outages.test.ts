@@ -1,0 +1,115 @@
+import type { NatsConnection } from "@nats-io/transport-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { RunningService } from "../../src/service.js";
+import type { TestDatabase } from "../support/database.js";
+import { connectTest, consumerState, eventually, publishInputs, readStream, readVerdicts, removeTopology, testConfig } from "../support/nats.js";
+import { resultLines, seededDatabase, startTestService } from "../support/service.js";
+import { createTcpProxy, type TcpProxy } from "../support/tcp-proxy.js";
+
+let db: TestDatabase;
+let nc: NatsConnection;
+let proxy: TcpProxy;
+const cleanups: (() => Promise<unknown>)[] = [];
+
+beforeAll(async () => {
+  db = await seededDatabase();
+  nc = await connectTest();
+  proxy = await createTcpProxy(Number(new URL(db.url).port || 3306));
+});
+afterAll(async () => {
+  for (const c of cleanups.reverse()) await c().catch(() => {});
+  await proxy?.down();
+  await nc?.drain();
+  await db?.drop();
+});
+
+/** The test database, reached through the proxy. */
+const proxiedUrl = () => {
+  const u = new URL(db.url);
+  u.port = String(proxy.port);
+  return u.toString();
+};
+const settled = (s: RunningService) => s.stats.outcomes.verdict + s.stats.outcomes["dead-letter"];
+const cacheOf = (s: RunningService) => s.actor.system.get("ruleCache").getSnapshot();
+
+describe("outages", () => {
+  it("database unreachable at start: nothing is acked or dead-lettered while it retries; all is processed once it is back", async () => {
+    await proxy.down();
+    const config = testConfig(proxiedUrl(), { TORT_WAIT_BUFFER: "32", TORT_CONCURRENCY: "64", TORT_ACK_WAIT_MS: "2000", TORT_DUPLICATE_WINDOW_MS: "60000" });
+    const lines = resultLines(400);
+    await publishInputs(nc, config, lines);
+    const service = await startTestService(config, nc);
+    cleanups.push(async () => {
+      await service.stop();
+      await removeTopology(nc, config);
+    });
+
+    await eventually(() => cacheOf(service).context.attempt >= 3, "three failed load attempts");
+    // Well past the 2 s ack wait: the waiting messages are kept alive, not redelivered.
+    await new Promise((r) => setTimeout(r, 4_500));
+    expect(String(cacheOf(service).value)).toMatch(/loading|retrying/);
+    expect(cacheOf(service).context.lastError).toMatch(/ECONNREFUSED/);
+    expect(service.stats.waiting).toBeLessThanOrEqual(32);
+    expect(service.stats.waiting).toBeGreaterThan(0);
+    expect(settled(service)).toBe(0);
+    expect((await readVerdicts(nc, config)).length).toBe(0);
+    expect((await readStream(nc, config.TORT_DEADLETTER_STREAM)).length).toBe(0);
+    const waitingState = await consumerState(nc, config);
+    expect(waitingState.ackPending).toBeLessThanOrEqual(32);
+    expect(waitingState.redelivered).toBe(0);
+
+    await proxy.up();
+    await eventually(() => settled(service) === lines.length, "everything processed", 60_000);
+    expect(cacheOf(service).context.loads).toBeGreaterThan(1);
+    const verdicts = await readVerdicts(nc, config);
+    expect(new Set(verdicts.map((v) => v.msgId)).size).toBe(lines.length);
+    await eventually(async () => (await consumerState(nc, config)).ackPending === 0, "nothing awaiting ack");
+  });
+
+  it("a rule change and its notice give later results the new verdict; a failed refresh keeps serving the old snapshot", async () => {
+    await proxy.up();
+    const config = testConfig(proxiedUrl());
+    const service = await startTestService(config, nc);
+    cleanups.push(async () => {
+      await proxy.up();
+      await service.stop();
+      await removeTopology(nc, config);
+    });
+    await eventually(() => service.snapshot$.value, "first snapshot");
+    const first = service.snapshot$.value!;
+
+    // A result that one rule alone claims: block it by raising that rule's priority and action.
+    const lines = resultLines(300);
+    const [seq] = await publishInputs(nc, config, lines);
+    await eventually(() => settled(service) === lines.length, "first batch");
+    const hitBy = (await readVerdicts(nc, config)).find((v) => v.verdict.action !== "pass" && v.verdict.action !== "block")!;
+    const line = lines[hitBy.verdict.source.seq - seq!]!;
+    const ruleId = hitBy.verdict.ruleId as number;
+    await db.database.pool.query("UPDATE video_tort_rule SET action = 'block', priority = 1000 WHERE id = ?", [ruleId]);
+    nc.publish(config.TORT_RULES_CHANGED_SUBJECT);
+    await eventually(() => service.snapshot$.value !== first, "refreshed snapshot");
+    expect(service.snapshot$.value!.loadKind).toBe("incremental");
+    const secondVersion = service.snapshot$.value!.version;
+
+    const [seq2] = await publishInputs(nc, config, [line]);
+    await eventually(() => settled(service) === lines.length + 1, "changed rule applied");
+    const after = (await readVerdicts(nc, config)).find((v) => v.verdict.source.seq === seq2)!;
+    expect(after.verdict).toMatchObject({ action: "block", ruleId, rulesVersion: secondVersion });
+
+    // The database goes away; a notice triggers a refresh that fails; the old snapshot keeps serving.
+    await proxy.down();
+    await db.database.pool.query("UPDATE video_tort_rule SET action = 'claim', priority = 0 WHERE id = ?", [ruleId]);
+    nc.publish(config.TORT_RULES_CHANGED_SUBJECT);
+    await eventually(() => cacheOf(service).context.attempt >= 1, "failed refresh");
+    expect(cacheOf(service).context.snapshot?.version).toBe(secondVersion);
+    const [seq3] = await publishInputs(nc, config, [line]);
+    await eventually(() => settled(service) === lines.length + 2, "served during the outage");
+    const during = (await readVerdicts(nc, config)).find((v) => v.verdict.source.seq === seq3)!;
+    expect(during.verdict).toMatchObject({ action: "block", ruleId, rulesVersion: secondVersion });
+
+    // Back: the retry refreshes by itself.
+    await proxy.up();
+    await eventually(() => service.snapshot$.value!.version !== secondVersion, "recovered refresh", 30_000);
+    expect(cacheOf(service).context.attempt).toBe(0);
+  });
+});
