@@ -1,0 +1,169 @@
+/**
+ * bench:throughput — end-to-end results per second through tortmatch (real
+ * NATS, the seeded 185k-row rules, 50,000 results queued) next to a bare
+ * consume → publish → ack loop over the same messages in the same run, with
+ * the same concurrency (64); then p50/p99 latency of both at a steady rate
+ * (input stored → output stored, server timestamps); then the peak RSS of
+ * tortmatch starting on 200,000 queued results, in a process of its own.
+ * Targets (issue #3): at least 0.85x the bare loop; at most 250 MB RSS.
+ */
+import { AckPolicy, jetstream, jetstreamManager, type JsMsg } from "@nats-io/jetstream";
+import { connect } from "@nats-io/transport-node";
+import { readFileSync } from "node:fs";
+import { loadConfig, type Config } from "../src/config.js";
+import { createLogger } from "../src/ops/logger.js";
+import { openRuleDatabase } from "../src/rules/database.js";
+import { startService, type RunningService } from "../src/service.js";
+import { publishInputs, readStream, removeTopology, uniqueNames } from "../test/support/nats.js";
+import { runChild } from "./children/run-child.js";
+import { median } from "./support.js";
+
+const N = Number(process.env.THROUGHPUT_RESULTS ?? 50_000);
+const BACKLOG = Number(process.env.THROUGHPUT_BACKLOG ?? 200_000);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
+const CONCURRENCY = 64;
+const databaseUrl = process.env.DATABASE_URL ?? "mysql://root@127.0.0.1:3306/tortmatch_bench";
+const lines = readFileSync("artifacts/bench-results.ndjson", "utf8").split("\n").filter(Boolean);
+const nc = await connect({ servers: process.env.NATS_URL ?? "127.0.0.1:4222", noAsyncTraces: true });
+const jsm = await jetstreamManager(nc);
+const js = jetstream(nc);
+const log = createLogger("warn");
+
+const inputs = (n: number) => Array.from({ length: n }, (_, i) => lines[i % lines.length]!);
+const freshConfig = (): Config => loadConfig({ ...uniqueNames(), DATABASE_URL: databaseUrl, LOG_LEVEL: "warn", TORT_CONCURRENCY: String(CONCURRENCY) });
+const settledOf = (s: RunningService) => s.stats.outcomes.verdict + s.stats.outcomes["duplicate-verdict"] + s.stats.outcomes["dead-letter"];
+const until = async (done: () => boolean) => {
+  while (!done()) await new Promise((r) => setTimeout(r, 2));
+};
+
+/** The bare loop: consume, publish the same bytes with the same Nats-Msg-Id, await the PubAck, ack. */
+async function bareLoop(config: Config, expected: () => number, onSettled?: () => void): Promise<{ stop(): Promise<void>; settled: () => number }> {
+  await jsm.streams.add({ name: config.TORT_VERDICT_STREAM, subjects: [`${config.TORT_VERDICT_SUBJECT_PREFIX}.>`] });
+  await jsm.consumers.add(config.TORT_INPUT_STREAM, { durable_name: config.TORT_CONSUMER, ack_policy: AckPolicy.Explicit, max_ack_pending: 20_000 });
+  const consumer = await js.consumers.get(config.TORT_INPUT_STREAM, config.TORT_CONSUMER);
+  const messages = await consumer.consume({ max_messages: CONCURRENCY * 2 });
+  let inFlight = 0;
+  let settled = 0;
+  let wake: (() => void) | null = null;
+  const subject = `${config.TORT_VERDICT_SUBJECT_PREFIX}.bare`;
+  const loop = (async () => {
+    for await (const m of messages) {
+      while (inFlight >= CONCURRENCY) await new Promise<void>((r) => (wake = r));
+      inFlight++;
+      void js.publish(subject, m.data, { msgID: `${m.info.stream}:${m.seq}` }).then(() => {
+        m.ack();
+        inFlight--;
+        settled++;
+        onSettled?.();
+        const w = wake;
+        wake = null;
+        w?.();
+      });
+      if (settled >= expected() && inFlight === 0) break;
+    }
+  })();
+  return {
+    settled: () => settled,
+    async stop() {
+      messages.stop();
+      await loop.catch(() => {});
+    },
+  };
+}
+
+async function roundTortmatch(): Promise<number> {
+  const config = freshConfig();
+  await publishInputs(nc, config, inputs(N));
+  const service = await startService({ config, log, nc, database: openRuleDatabase({ url: databaseUrl }), pullExpiresMs: 1_000 });
+  await until(() => service.snapshot$.value !== null);
+  const t = performance.now();
+  await until(() => settledOf(service) >= N);
+  const rate = N / ((performance.now() - t) / 1000);
+  await service.stop();
+  await removeTopology(nc, config);
+  return rate;
+}
+
+async function roundBare(): Promise<number> {
+  const config = freshConfig();
+  await publishInputs(nc, config, inputs(N));
+  const t = performance.now();
+  let done!: () => void;
+  const finished = new Promise<void>((r) => (done = r));
+  const bare = await bareLoop(config, () => N, () => bare?.settled() >= N && done());
+  await finished;
+  const rate = N / ((performance.now() - t) / 1000);
+  await bare.stop();
+  await removeTopology(nc, config);
+  return rate;
+}
+
+/** Latency at a steady input rate: output stored − input stored (server clock), per message. */
+async function latency(kind: "tortmatch" | "bare", count: number, perSecond: number): Promise<{ p50: number; p99: number }> {
+  const config = freshConfig();
+  await publishInputs(nc, config, []); // the input stream
+  let stop: () => Promise<void>;
+  let settled: () => number;
+  if (kind === "tortmatch") {
+    const service = await startService({ config, log, nc, database: openRuleDatabase({ url: databaseUrl }), pullExpiresMs: 1_000 });
+    await until(() => service.snapshot$.value !== null);
+    stop = async () => void (await service.stop());
+    settled = () => settledOf(service);
+  } else {
+    const bare = await bareLoop(config, () => Number.POSITIVE_INFINITY);
+    stop = bare.stop;
+    settled = bare.settled;
+  }
+  const subject = config.TORT_INPUT_SUBJECTS.replace(">", "paced");
+  const enc = new TextEncoder();
+  const body = inputs(count);
+  const t0 = performance.now();
+  for (let i = 0; i < count; i++) {
+    const due = t0 + (i * 1000) / perSecond;
+    const wait = due - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    void js.publish(subject, enc.encode(body[i]!));
+  }
+  await until(() => settled() >= count);
+  await stop();
+  const input = new Map((await readStream(nc, config.TORT_INPUT_STREAM)).map((m: JsMsg) => [m.seq, m.info.timestampNanos]));
+  const latencies = (await readStream(nc, config.TORT_VERDICT_STREAM)).map((m: JsMsg) => {
+    const seq = Number(m.headers!.get("Nats-Msg-Id").split(":").pop());
+    return (m.info.timestampNanos - input.get(seq)!) / 1e6;
+  });
+  const dead = (await readStream(nc, config.TORT_DEADLETTER_STREAM).catch(() => [])).length;
+  await removeTopology(nc, config);
+  latencies.sort((a, b) => a - b);
+  if (latencies.length + dead < count) throw new Error(`only ${latencies.length} outputs for ${count} inputs`);
+  return { p50: latencies[Math.floor(latencies.length * 0.5)]!, p99: latencies[Math.floor(latencies.length * 0.99)]! };
+}
+
+const ours: number[] = [];
+const bare: number[] = [];
+for (let r = 0; r < ROUNDS; r++) {
+  bare.push(await roundBare());
+  ours.push(await roundTortmatch());
+}
+const mOurs = median(ours);
+const mBare = median(bare);
+console.log(`bench:throughput  ${N.toLocaleString("en")} results, concurrency ${CONCURRENCY}, ${ROUNDS} rounds, medians`);
+console.log(`  bare consume→publish→ack  ${Math.round(mBare).toLocaleString("en").padStart(7)} msgs/s`);
+console.log(`  tortmatch end to end      ${Math.round(mOurs).toLocaleString("en").padStart(7)} results/s = ${(mOurs / mBare).toFixed(2)}x the bare loop (target >= 0.85x)`);
+const paced = Math.round(Math.min(mOurs, mBare) / 2);
+for (const kind of ["bare", "tortmatch"] as const) {
+  const l = await latency(kind, 10_000, paced);
+  console.log(`  latency at ${paced.toLocaleString("en")}/s, ${kind.padEnd(9)}  p50 ${l.p50.toFixed(1)} ms  p99 ${l.p99.toFixed(1)} ms`);
+}
+
+if (BACKLOG > 0) {
+  const env = { ...uniqueNames(), DATABASE_URL: databaseUrl, LOG_LEVEL: "warn" };
+  const config = loadConfig(env);
+  await publishInputs(nc, config, inputs(BACKLOG));
+  const run = await runChild<{ maxRssMb: number; drainSeconds: number; loads: number }>("./service.ts", [], { ...env, EXPECT: String(BACKLOG) });
+  await removeTopology(nc, config);
+  console.log(
+    `  ${BACKLOG.toLocaleString("en")} queued before start: peak RSS ${run.maxRssMb.toFixed(0)} MB (target <= 250 MB), ` +
+      `${run.loads} load, drained at ${Math.round(BACKLOG / run.drainSeconds).toLocaleString("en")}/s`,
+  );
+}
+await nc.drain();
