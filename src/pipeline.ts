@@ -58,7 +58,7 @@ export function runPipeline(o: PipelineOptions): RunningPipeline {
             stats.messageSettled("retry");
             settled(msg);
           },
-          onWaiting: (n) => (stats.waiting = n),
+          onWaiting: (n) => stats.setWaiting(n),
         }),
         mergeMap(async ([msg, snapshot]) => {
           let result;

@@ -27,6 +27,44 @@ program
   });
 
 program
+  .command("demo")
+  .description("the live service on seeded data: a burst published before the cache is ready, drained, summarised")
+  .option("--results <n>", "results in the burst", positiveInt("--results"), 20_000)
+  .option("--rules <n>", "rule rows", positiveInt("--rules"), 5_000)
+  .option("--properties <n>", "property rows", positiveInt("--properties"), 180_000)
+  .option("--seed <n>", "random seed", positiveInt("--seed"), 42)
+  .action(async (opts) => {
+    const { demoCommand } = await import("./demo-command.js");
+    await demoCommand(opts);
+  });
+
+const configCommand = program.command("config").description("live configuration in the KV bucket (tort_config)");
+configCommand
+  .command("set <key> <value>")
+  .description("set concurrency (1..4096) or refresh_interval_ms (0 or 1000..86400000); running instances apply it at once")
+  .action(async (key: string, value: string) => {
+    const { configSet } = await import("./ops-commands.js");
+    await configSet(key, value);
+  });
+configCommand
+  .command("get")
+  .description("show the live configuration keys")
+  .action(async () => {
+    const { configGet } = await import("./ops-commands.js");
+    await configGet();
+  });
+
+program
+  .command("rules")
+  .description("rule cache operations")
+  .command("refresh")
+  .description("publish the rule-change notice: every running instance refreshes its snapshot now")
+  .action(async () => {
+    const { notifyRulesChanged } = await import("./ops-commands.js");
+    await notifyRulesChanged();
+  });
+
+program
   .command("replay")
   .description("match an NDJSON file of recognition results against the current rules; write verdicts as NDJSON")
   .requiredOption("--in <file>", "NDJSON recognition results")

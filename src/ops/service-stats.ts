@@ -11,8 +11,10 @@ export interface ServiceStats {
   /** Messages between pull and settlement now, and the most seen since the last reset. */
   inFlight: number;
   maxInFlight: number;
-  /** Messages waiting for the first snapshot now. */
+  /** Messages waiting for the first snapshot now, and the most that ever waited. */
   waiting: number;
+  peakWaiting: number;
+  setWaiting(waiting: number): void;
   messageReceived(): void;
   messageSettled(outcome: Outcome, action?: VerdictAction): void;
   /** Start a new window for `maxInFlight` (returns the old maximum). */
@@ -27,6 +29,11 @@ export function createServiceStats(): ServiceStats {
     inFlight: 0,
     maxInFlight: 0,
     waiting: 0,
+    peakWaiting: 0,
+    setWaiting(waiting) {
+      this.waiting = waiting;
+      if (waiting > this.peakWaiting) this.peakWaiting = waiting;
+    },
     messageReceived() {
       this.received++;
       this.inFlight++;

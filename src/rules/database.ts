@@ -5,6 +5,7 @@
 import { drizzle, type MySql2Database } from "drizzle-orm/mysql2";
 import { migrate } from "drizzle-orm/mysql2/migrator";
 import mysql from "mysql2/promise";
+import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import * as schema from "./schema.js";
 
@@ -113,7 +114,10 @@ export async function createDatabaseIfMissing(url: string): Promise<void> {
   }
 }
 
-const MIGRATIONS = fileURLToPath(new URL("../../drizzle/", import.meta.url));
+/** The committed migrations: beside src/ when run from source, one level up from dist/src/. */
+const MIGRATIONS = [new URL("../../drizzle/", import.meta.url), new URL("../../../drizzle/", import.meta.url)]
+  .map((u) => fileURLToPath(u))
+  .find((dir) => existsSync(`${dir}meta/_journal.json`))!;
 
 /** Apply the committed drizzle migrations; running it twice changes nothing. */
 export async function migrateRuleTables(database: RuleDatabase): Promise<void> {

@@ -3,7 +3,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { spawn, type ChildProcess } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Config } from "../../src/config.js";
-import { BIN } from "../support/cli.js";
+import { CLI_ARGS } from "../support/cli.js";
 import type { TestDatabase } from "../support/database.js";
 import { connectTest, consumerState, eventually, publishInputs, readVerdicts, removeTopology, testConfig, uniqueNames } from "../support/nats.js";
 import { resultLines, seededDatabase } from "../support/service.js";
@@ -26,7 +26,7 @@ afterAll(async () => {
 });
 
 function runService(): { child: ChildProcess; exited: Promise<number | null>; log: () => string } {
-  const child = spawn(process.execPath, [BIN, "run"], { env: { ...process.env, ...env }, stdio: ["ignore", "ignore", "pipe"] });
+  const child = spawn(process.execPath, [...CLI_ARGS, "run"], { env: { ...process.env, ...env }, stdio: ["ignore", "ignore", "pipe"] });
   let log = "";
   child.stderr!.on("data", (d) => (log += d));
   const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));

@@ -1,0 +1,103 @@
+/**
+ * `tortmatch demo`: the live service on seeded data, ending by itself.
+ * Seeds the rule tables, publishes a burst of results before the rule cache
+ * is ready, starts the service, shows progress while it drains the burst,
+ * and prints a summary. Uses streams and a bucket of its own (removed at the end).
+ */
+import { jetstreamManager } from "@nats-io/jetstream";
+import { connect } from "@nats-io/transport-node";
+import { Presets, SingleBar } from "cli-progress";
+import { randomBytes } from "node:crypto";
+import { loadConfig } from "../config.js";
+import { createLogger } from "../ops/logger.js";
+import { createDatabaseIfMissing, migrateRuleTables, openRuleDatabase } from "../rules/database.js";
+import { generateProperties, generateResultLines, generateRules } from "../seed/generate-dataset.js";
+import { writeRules } from "../seed/write-rules.js";
+import { startService } from "../service.js";
+import { VERDICT_ACTIONS } from "../match/types.js";
+
+export interface DemoOptions {
+  results: number;
+  rules: number;
+  properties: number;
+  seed: number;
+}
+
+export async function demoCommand(opts: DemoOptions): Promise<void> {
+  const id = randomBytes(3).toString("hex");
+  const env = {
+    ...process.env,
+    TORT_INPUT_STREAM: `DEMO_RESULTS_${id}`,
+    TORT_INPUT_SUBJECTS: `demo${id}.fingerprint.results.>`,
+    TORT_CONSUMER: `tortmatch_demo_${id}`,
+    TORT_VERDICT_STREAM: `DEMO_VERDICTS_${id}`,
+    TORT_VERDICT_SUBJECT_PREFIX: `demo${id}.tort.verdicts`,
+    TORT_DEADLETTER_STREAM: `DEMO_DEADLETTER_${id}`,
+    TORT_DEADLETTER_SUBJECT: `demo${id}.tort.deadletter`,
+    TORT_RULES_CHANGED_SUBJECT: `demo${id}.tort.rules.changed`,
+    TORT_CONFIG_BUCKET: `demo_config_${id}`,
+  };
+  const config = loadConfig(env);
+  const log = createLogger(config.LOG_LEVEL === "info" ? "warn" : config.LOG_LEVEL);
+  const say = (line: string) => process.stdout.write(`${line}\n`);
+
+  await createDatabaseIfMissing(config.DATABASE_URL);
+  const seedDb = openRuleDatabase({ url: config.DATABASE_URL });
+  await seedDb.ping();
+  await migrateRuleTables(seedDb);
+  const written = await writeRules(seedDb, generateRules(opts), generateProperties(opts));
+  await seedDb.close();
+  say(`seeded ${written.rules} rules and ${written.properties} properties into ${seedDb.describe}`);
+
+  const nc = await connect({ servers: config.NATS_URL.split(","), noAsyncTraces: true });
+  const jsm = await jetstreamManager(nc);
+  await jsm.streams.add({ name: config.TORT_INPUT_STREAM, subjects: [config.TORT_INPUT_SUBJECTS] });
+  const js = jsm.jetstream();
+  const subject = config.TORT_INPUT_SUBJECTS.replace(">", "demo");
+  const encoder = new TextEncoder();
+  let batch: Promise<unknown>[] = [];
+  for (const line of generateResultLines({ ...opts, results: opts.results })) {
+    batch.push(js.publish(subject, encoder.encode(line)));
+    if (batch.length === 1000) {
+      await Promise.all(batch);
+      batch = [];
+    }
+  }
+  await Promise.all(batch);
+  say(`published a burst of ${opts.results} recognition results to ${config.TORT_INPUT_STREAM} before the service started`);
+
+  const started = performance.now();
+  const service = await startService({ config, log, nc, database: openRuleDatabase({ url: config.DATABASE_URL }), pullExpiresMs: 1_000 });
+  let readyAt = 0;
+  service.snapshot$.subscribe((s) => {
+    if (s !== null && readyAt === 0) readyAt = performance.now();
+  });
+  const bar = new SingleBar(
+    { format: "draining [{bar}] {percentage}% | {value}/{total} results | {rate}/s", stream: process.stdout, noTTYOutput: true, notTTYSchedule: 1000 },
+    Presets.shades_classic,
+  );
+  bar.start(opts.results, 0, { rate: 0 });
+  const settled = () => service.stats.outcomes.verdict + service.stats.outcomes["duplicate-verdict"] + service.stats.outcomes["dead-letter"];
+  while (settled() < opts.results) {
+    await new Promise((r) => setTimeout(r, 100));
+    const seconds = readyAt === 0 ? 0 : (performance.now() - readyAt) / 1000;
+    bar.update(settled(), { rate: seconds > 0 ? Math.round(settled() / seconds) : 0 });
+  }
+  bar.stop();
+  const doneAt = performance.now();
+  const cache = service.actor.system.get("ruleCache").getSnapshot().context;
+  const failure = await service.stop();
+  for (const s of [config.TORT_INPUT_STREAM, config.TORT_VERDICT_STREAM, config.TORT_DEADLETTER_STREAM, `KV_${config.TORT_CONFIG_BUCKET}`]) {
+    await jsm.streams.delete(s).catch(() => {});
+  }
+  await nc.drain();
+
+  const { stats } = service;
+  say("summary");
+  say(`  rule loads:        ${cache.loads} (snapshot ${cache.version}, ready ${((readyAt - started) / 1000).toFixed(2)} s after start, ${service.stats.peakWaiting} results pulled and waiting for it, the rest left in JetStream)`);
+  say(`  verdicts:          ${VERDICT_ACTIONS.map((a) => `${a} ${stats.verdicts[a]}`).join(", ")}`);
+  say(`  dead letters:      ${stats.outcomes["dead-letter"]} (invalid inputs, with their reasons in the Tort-Error header)`);
+  say(`  throughput:        ${Math.round(opts.results / ((doneAt - readyAt) / 1000))} results/s once ready; most in flight ${stats.maxInFlight} of ${service.limit.limit}`);
+  say(`  peak RSS:          ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB`);
+  if (failure !== null) throw new Error(`the service stopped with a failure: ${failure}`);
+}
