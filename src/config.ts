@@ -5,7 +5,10 @@
  */
 import { z } from "zod";
 
-const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const int = (min: number, max: number) => {
+  const accepted = `must be an integer from ${min} to ${max}`;
+  return z.coerce.number({ error: accepted }).int(accepted).min(min, accepted).max(max, accepted);
+};
 
 /** Each environment variable, its type, range and default. The README's table mirrors this. */
 const envSchema = z.object({
@@ -14,6 +17,20 @@ const envSchema = z.object({
     .regex(/^mysql:\/\//, "must be a mysql://user:password@host:port/database URL")
     .default("mysql://root@127.0.0.1:3306/test"),
   NATS_URL: z.string().min(1).default("nats://127.0.0.1:4222"),
+  /** NATS authentication: user and password, a token, or a creds file (JWT + nkey). */
+  NATS_USER: z.string().min(1).optional(),
+  NATS_PASSWORD: z.string().min(1).optional(),
+  NATS_TOKEN: z.string().min(1).optional(),
+  NATS_CREDS_FILE: z.string().min(1).optional(),
+  /** TLS to NATS: a CA to trust, and a client certificate and key for mutual TLS. */
+  NATS_TLS_CA_FILE: z.string().min(1).optional(),
+  NATS_TLS_CERT_FILE: z.string().min(1).optional(),
+  NATS_TLS_KEY_FILE: z.string().min(1).optional(),
+  /** The ops HTTP server (/metrics, /healthz, /readyz, the status page); port 0 = off. */
+  TORT_OPS_HOST: z.string().min(1).default("127.0.0.1"),
+  TORT_OPS_PORT: int(0, 65_535).default(9464),
+  /** The Stately inspector bridge (with `run --inspect`); always on 127.0.0.1. */
+  TORT_INSPECT_PORT: int(1, 65_535).default(8080),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   /** Rows per keyset page when loading rules. */
   TORT_LOAD_PAGE_SIZE: int(100, 100_000).default(5_000),
@@ -57,6 +74,29 @@ const envSchema = z.object({
 
 export type Config = Readonly<z.infer<typeof envSchema>>;
 
+/** Every configuration variable's name (the README's table lists them all). */
+export const CONFIG_KEYS = Object.keys(envSchema.shape) as (keyof Config)[];
+
+/** The command-line flag of a variable: TORT_CONCURRENCY → --concurrency, DATABASE_URL → --database-url. */
+export const flagOf = (key: string) => `--${key.replace(/^TORT_/, "").toLowerCase().replaceAll("_", "-")}`;
+
+const SECRET_KEYS = new Set(["NATS_PASSWORD", "NATS_TOKEN"]);
+
+/** A URL with its password (and a bare user:token pair) replaced by ***. */
+export function redactUrl(url: string): string {
+  return url.replace(/(\/\/[^:/@\s]+):[^@/\s]*@/g, "$1:***@").replace(/(\/\/)[^:/@\s]+@/g, "$1***@");
+}
+
+/** The configuration as it may be shown in logs and on the status page: secrets replaced by ***. */
+export function redactConfig(config: Config): Record<string, unknown> {
+  return Object.fromEntries(
+    Object.entries(config).map(([k, v]) => [
+      k,
+      SECRET_KEYS.has(k) && v !== undefined ? "***" : typeof v === "string" && v.includes("://") ? v.split(",").map(redactUrl).join(",") : v,
+    ]),
+  );
+}
+
 /** A configuration value that is missing its shape; names the variable. */
 export class ConfigError extends Error {
   override name = "ConfigError";
@@ -66,7 +106,8 @@ export class ConfigError extends Error {
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
   const parsed = envSchema.safeParse(env);
   if (!parsed.success) {
-    const lines = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`);
+    // Name the variable and its flag; never echo a value (it may be a secret).
+    const lines = parsed.error.issues.map((i) => `${String(i.path[0])} (${flagOf(String(i.path[0]))}): ${i.message}`);
     throw new ConfigError(`invalid configuration:\n  ${lines.join("\n  ")}`);
   }
   const config = parsed.data;
@@ -75,6 +116,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError(
       `invalid configuration:\n  TORT_DUPLICATE_WINDOW_MS: must be at least TORT_MAX_DELIVER × (TORT_ACK_WAIT_MS + TORT_NAK_DELAY_MS) = ${needed}`,
     );
+  }
+  if (config.NATS_USER !== undefined && config.NATS_PASSWORD === undefined) {
+    throw new ConfigError("invalid configuration:\n  NATS_PASSWORD (--nats-password): required with NATS_USER");
+  }
+  if ((config.NATS_TLS_CERT_FILE === undefined) !== (config.NATS_TLS_KEY_FILE === undefined)) {
+    throw new ConfigError("invalid configuration:\n  NATS_TLS_CERT_FILE and NATS_TLS_KEY_FILE: give both or neither");
   }
   if (config.TORT_RETRY_MAX_MS < config.TORT_RETRY_BASE_MS) {
     throw new ConfigError("invalid configuration:\n  TORT_RETRY_MAX_MS: must be at least TORT_RETRY_BASE_MS");

@@ -11,7 +11,7 @@ import type { ConcurrencyLimit } from "./gate/concurrency-limit.js";
 import { pullMessages, type PullOptions } from "./ingest/pull-messages.js";
 import type { RuleSnapshot } from "./match/snapshot.js";
 import type { ServiceStats } from "./ops/service-stats.js";
-import { settleMessage, type SettleOptions } from "./verdict/settle-message.js";
+import { settleMessage, type Settled, type SettleOptions } from "./verdict/settle-message.js";
 
 /** mergeMap's own bound: the largest limit the KV key may set. The live limit is enforced at the pull. */
 export const MAX_CONCURRENCY = 4096;
@@ -27,6 +27,8 @@ export interface PipelineOptions {
   readonly waitBuffer: number;
   readonly ackWaitMs: number;
   readonly log: Logger;
+  /** Told of every settlement (metrics). */
+  readonly onSettled?: (settled: Settled, msg: JsMsg) => void;
 }
 
 export interface RunningPipeline {
@@ -61,7 +63,7 @@ export function runPipeline(o: PipelineOptions): RunningPipeline {
           onWaiting: (n) => stats.setWaiting(n),
         }),
         mergeMap(async ([msg, snapshot]) => {
-          let result;
+          let result: Settled;
           try {
             result = await settleMessage(msg, snapshot, o.settle);
           } catch (err) {
@@ -70,6 +72,7 @@ export function runPipeline(o: PipelineOptions): RunningPipeline {
             result = { outcome: "retry" as const };
           }
           stats.messageSettled(result.outcome, result.action);
+          o.onSettled?.(result, msg);
           settled(msg);
         }, MAX_CONCURRENCY),
       )

@@ -16,6 +16,7 @@ import { createConcurrencyLimit, type ConcurrencyLimit } from "./gate/concurrenc
 import { ensureTopology } from "./ingest/topology.js";
 import { watchLiveConfig } from "./live-config/watch-live-config.js";
 import type { RuleSnapshot } from "./match/snapshot.js";
+import { createMetrics, type Metrics } from "./ops/metrics.js";
 import { createServiceStats, type ServiceStats } from "./ops/service-stats.js";
 import { runPipeline } from "./pipeline.js";
 import type { RuleDatabase } from "./rules/database.js";
@@ -39,11 +40,24 @@ export interface ServiceDeps {
   readonly inspect?: (event: InspectionEvent) => void;
 }
 
+/** A rule-cache transition or error, kept for the status page (the last RECENT_EVENTS of each). */
+export interface ServiceEventRecord {
+  readonly at: string;
+  readonly state: string;
+  readonly detail?: string;
+}
+export const RECENT_EVENTS = 50;
+
 export interface RunningService {
   readonly actor: ActorRefFrom<typeof serviceMachine>;
   readonly stats: ServiceStats;
   readonly limit: ConcurrencyLimit;
   readonly snapshot$: BehaviorSubject<RuleSnapshot | null>;
+  readonly metrics: Metrics;
+  /** The rule cache's current state name. */
+  ruleCacheState(): string;
+  /** Recent rule-cache transitions and errors, newest last (bounded). */
+  readonly recent: { readonly transitions: readonly ServiceEventRecord[]; readonly errors: readonly ServiceEventRecord[] };
   /** Stop pulling, settle in-flight work, stop the rule cache. Resolves with the failure, if any. */
   stop(): Promise<string | null>;
   /** Resolves when the actor system has stopped (by request or failure). */
@@ -83,11 +97,31 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
   const loader = createRuleLoader(database, { pageSize: c.TORT_LOAD_PAGE_SIZE, now });
   const publisher = createPublisher(js, { verdictSubjectPrefix: c.TORT_VERDICT_SUBJECT_PREFIX, deadLetterSubject: c.TORT_DEADLETTER_SUBJECT }, 10_000);
 
+  let cacheState = "idle";
+  const metrics = createMetrics({
+    inFlight: () => stats.inFlight,
+    limit: () => limit.limit,
+    waiting: () => stats.waiting,
+    snapshot: () => snapshot$.value,
+    ruleCacheState: () => cacheState,
+    ruleCacheStates: Object.keys(ruleCacheMachine.config.states ?? {}),
+    now: () => now().getTime(),
+  });
+
   const ruleCache = ruleCacheMachine.provide({
     actors: {
-      loadRules: fromPromise<RuleSnapshot, LoadRulesInput>(({ input, signal }) =>
-        input.mode === "full" || input.previous === null ? loader.loadFull({ signal }) : loader.loadChanges(input.previous, { signal }),
-      ),
+      loadRules: fromPromise<RuleSnapshot, LoadRulesInput>(async ({ input, signal }) => {
+        const kind = input.mode === "full" || input.previous === null ? "full" : "incremental";
+        const started = performance.now();
+        try {
+          const snapshot = kind === "full" ? await loader.loadFull({ signal }) : await loader.loadChanges(input.previous!, { signal });
+          metrics.ruleLoad(kind, "ok", (performance.now() - started) / 1000);
+          return snapshot;
+        } catch (err) {
+          metrics.ruleLoad(kind, "error", (performance.now() - started) / 1000);
+          throw err;
+        }
+      }),
       closeRules: fromPromise<void, void>(() => database.close()),
     },
   });
@@ -118,10 +152,12 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
           snapshot$,
           stats,
           pull: { maxBatch: c.TORT_PULL_BATCH, expiresMs: deps.pullExpiresMs ?? 5_000, retryDelayMs: 1_000 },
-          settle: { publisher, maxDeliver: c.TORT_MAX_DELIVER, nakDelayMs: c.TORT_NAK_DELAY_MS, now, log },
+          settle: { publisher, maxDeliver: c.TORT_MAX_DELIVER, nakDelayMs: c.TORT_NAK_DELAY_MS, now, log, onMatched: metrics.matched },
           waitBuffer: c.TORT_WAIT_BUFFER,
           ackWaitMs: c.TORT_ACK_WAIT_MS,
           log,
+          onSettled: (settled, msg) =>
+            metrics.messageSettled(settled.outcome, settled.action, Math.max(0, now().getTime() - msg.info.timestampNanos / 1e6) / 1000),
         });
         pipeline.done.catch((err: unknown) => sendBack({ type: "CONSUMER.FAILED", error: String((err as Error)?.message ?? err) }));
         receive((event) => {
@@ -146,10 +182,17 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
   });
 
   // Follow the rule cache: publish each new snapshot to the pipeline, log its transitions.
+  const transitions: ServiceEventRecord[] = [];
+  const errors: ServiceEventRecord[] = [];
+  const remember = (list: ServiceEventRecord[], record: ServiceEventRecord) => {
+    list.push(record);
+    if (list.length > RECENT_EVENTS) list.shift();
+  };
   let lastState = "";
+  let lastError: string | null = null;
   actor.start();
   const cache = actor.system.get("ruleCache") as ActorRefFrom<typeof ruleCacheMachine>;
-  cache.subscribe((s) => {
+  const follow = (s: ReturnType<typeof cache.getSnapshot>) => {
     const state = String(s.value);
     const ctx = s.context;
     if (ctx.snapshot !== snapshot$.value && ctx.snapshot !== null) {
@@ -159,12 +202,20 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
       log.info({ version: ctx.version, loadKind: ctx.snapshot.loadKind, loads: ctx.loads, ...ctx.snapshot.counts }, "rule snapshot in service");
       logSkippedRows(log, ctx.snapshot);
     }
+    if (ctx.lastError !== null && ctx.lastError !== lastError) {
+      remember(errors, { at: now().toISOString(), state, detail: ctx.lastError });
+    }
+    lastError = ctx.lastError;
     if (state !== lastState) {
       lastState = state;
+      cacheState = state;
+      remember(transitions, { at: now().toISOString(), state, ...(ctx.version ? { detail: ctx.version } : {}) });
       const level = state === "retrying" ? "warn" : "info";
       log[level]({ ruleCache: state, attempt: ctx.attempt, lastError: ctx.lastError ?? undefined }, "rule cache state");
     }
-  });
+  };
+  cache.subscribe(follow);
+  follow(cache.getSnapshot()); // the state it is already in
 
   const stopped = toPromise(actor).then(() => actor.getSnapshot().context.failure);
   return {
@@ -172,6 +223,9 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
     stats,
     limit,
     snapshot$,
+    metrics,
+    ruleCacheState: () => cacheState,
+    recent: { transitions, errors },
     stopped,
     async stop() {
       actor.send({ type: "STOP" });

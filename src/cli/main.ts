@@ -2,8 +2,24 @@
  * `tortmatch`: the command line of spec section 7. Each command is a small
  * composition root; this file only parses arguments and maps failures to exit codes.
  */
-import { Command, InvalidArgumentError } from "commander";
-import { ConfigError } from "../config.js";
+import { Command, InvalidArgumentError, Option } from "commander";
+import { CONFIG_KEYS, ConfigError, flagOf, loadConfig, type Config } from "../config.js";
+
+/** Every configuration variable as a flag too (--concurrency for TORT_CONCURRENCY); a flag beats the environment. */
+function withConfigFlags(command: Command): Command {
+  for (const key of CONFIG_KEYS) command.addOption(new Option(`${flagOf(key)} <value>`, `overrides ${key}`).hideHelp());
+  return command.addHelpText("after", "\nEvery environment variable of the README's table is also a flag: TORT_CONCURRENCY → --concurrency, DATABASE_URL → --database-url.");
+}
+
+/** The configuration: the environment, with the command's flags on top. */
+export function configFrom(opts: Record<string, unknown>): Config {
+  const env: Record<string, string | undefined> = { ...process.env };
+  for (const key of CONFIG_KEYS) {
+    const attr = flagOf(key).slice(2).replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+    if (typeof opts[attr] === "string") env[key] = opts[attr] as string;
+  }
+  return loadConfig(env);
+}
 
 function positiveInt(name: string) {
   return (value: string) => {
@@ -18,13 +34,16 @@ const program = new Command()
   .description("Match fingerprint recognition results against copyright-infringement rules.")
   .showHelpAfterError();
 
-program
-  .command("run")
-  .description("the live service: consume recognition results, publish verdicts, until SIGTERM/SIGINT")
-  .action(async () => {
-    const { runCommand } = await import("./run-command.js");
-    await runCommand();
-  });
+withConfigFlags(
+  program
+    .command("run")
+    .description("the live service: consume recognition results, publish verdicts, until SIGTERM/SIGINT")
+    .option("--inspect [port]", "attach the Stately inspector; its bridge listens on 127.0.0.1 (default port: TORT_INSPECT_PORT, 8080)"),
+).action(async (opts: Record<string, unknown> & { inspect?: string | boolean }) => {
+  const config = configFrom(opts);
+  const { runCommand } = await import("./run-command.js");
+  await runCommand(config, opts);
+});
 
 program
   .command("demo")
@@ -64,17 +83,18 @@ program
     await notifyRulesChanged();
   });
 
-program
-  .command("replay")
-  .description("match an NDJSON file of recognition results against the current rules; write verdicts as NDJSON")
-  .requiredOption("--in <file>", "NDJSON recognition results")
-  .option("--out <file>", "where to write verdicts (default: stdout)")
-  .action(async (opts: { in: string; out?: string }) => {
-    const { replayCommand } = await import("./replay-command.js");
-    await replayCommand(opts);
-  });
+withConfigFlags(
+  program
+    .command("replay")
+    .description("match an NDJSON file of recognition results against the current rules; write verdicts as NDJSON")
+    .requiredOption("--in <file>", "NDJSON recognition results")
+    .option("--out <file>", "where to write verdicts (default: stdout)"),
+).action(async (opts: Record<string, unknown> & { in: string; out?: string }) => {
+  const { replayCommand } = await import("./replay-command.js");
+  await replayCommand(configFrom(opts), opts);
+});
 
-program
+withConfigFlags(program
   .command("seed")
   .description("replace the rule tables with a realistic, deterministic dataset; optionally write results to replay")
   .option("--rules <n>", "rule rows", positiveInt("--rules"), 5_000)
@@ -82,10 +102,10 @@ program
   .option("--seed <n>", "random seed", positiveInt("--seed"), 42)
   .option("--results <n>", "recognition results to write with --results-out", positiveInt("--results"), 50_000)
   .option("--results-out <file>", "write recognition results (NDJSON, some invalid on purpose) to this file")
-  .option("--no-rules-write", "only write the results file; leave the database alone")
+  .option("--no-rules-write", "only write the results file; leave the database alone"))
   .action(async (opts) => {
     const { seedCommand } = await import("./seed-command.js");
-    await seedCommand(opts);
+    await seedCommand(configFrom(opts), opts);
   });
 
 program
@@ -94,9 +114,10 @@ program
   .command("migrate")
   .description("apply the committed migrations (safe to run twice)")
   .option("--create-database", "create the database named in DATABASE_URL first when it does not exist")
-  .action(async (opts: { createDatabase?: boolean }) => {
+  .option("--database-url <url>", "overrides DATABASE_URL")
+  .action(async (opts: { createDatabase?: boolean; databaseUrl?: string }) => {
     const { migrateCommand } = await import("./migrate-command.js");
-    await migrateCommand(opts);
+    await migrateCommand(configFrom(opts), opts);
   });
 
 try {

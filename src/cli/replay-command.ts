@@ -2,15 +2,14 @@
 import { createReadStream, createWriteStream } from "node:fs";
 import { finished } from "node:stream/promises";
 import { createInterface } from "node:readline";
-import { loadConfig } from "../config.js";
+import type { Config } from "../config.js";
 import { createLogger } from "../ops/logger.js";
 import { formatReplaySummary, replayResults } from "../replay/replay-results.js";
 import { openRuleDatabase } from "../rules/database.js";
 import { createRuleLoader } from "../rules/load-rules.js";
 import { logSkippedRows } from "../rules/report-skipped.js";
 
-export async function replayCommand(opts: { in: string; out?: string }): Promise<void> {
-  const config = loadConfig();
+export async function replayCommand(config: Config, opts: { in: string; out?: string }): Promise<void> {
   const log = createLogger(config.LOG_LEVEL);
   const database = openRuleDatabase({ url: config.DATABASE_URL });
   const started = performance.now();

@@ -3,7 +3,7 @@ import { SingleBar, Presets } from "cli-progress";
 import { createWriteStream } from "node:fs";
 import { once } from "node:events";
 import { finished } from "node:stream/promises";
-import { loadConfig } from "../config.js";
+import type { Config } from "../config.js";
 import { createLogger } from "../ops/logger.js";
 import { migrateRuleTables, openRuleDatabase } from "../rules/database.js";
 import { generateProperties, generateResultLines, generateRules } from "../seed/generate-dataset.js";
@@ -27,8 +27,7 @@ function progressBar(label: string, total: number): SingleBar {
   return bar;
 }
 
-export async function seedCommand(opts: SeedOptions): Promise<void> {
-  const config = loadConfig();
+export async function seedCommand(config: Config, opts: SeedOptions): Promise<void> {
   const log = createLogger(config.LOG_LEVEL);
   const dataset = { rules: opts.rules, properties: opts.properties, seed: opts.seed };
 

@@ -20,6 +20,8 @@ export interface SettleOptions {
   readonly nakDelayMs: number;
   readonly now: () => Date;
   readonly log: Logger;
+  /** Told how long decoding and matching took, in seconds (for the match-latency histogram). */
+  readonly onMatched?: (seconds: number) => void;
 }
 
 /** What to do with a message whose verdict could not be published. */
@@ -56,10 +58,12 @@ export async function settleMessage(msg: JsMsg, snapshot: RuleSnapshot, o: Settl
     return { outcome: "dead-letter" };
   };
 
+  const startedAt = performance.now();
   const checked = decodeResult(msg.data);
   if (!checked.ok) return deadLetter(checked.reason);
 
   const decision = matchResult(snapshot, checked.value);
+  o.onMatched?.((performance.now() - startedAt) / 1000);
   const verdict = buildVerdict(checked.value, decision, snapshot.version, source, o.now().toISOString());
   try {
     const { duplicate } = await o.publisher.publishVerdict({ ...verdict, source });

@@ -1,0 +1,89 @@
+/**
+ * Composition root of `tortmatch run`: config → connections → inspector →
+ * service (actors and pipeline) → ops server → signals; shutdown in the
+ * reverse order, in one place, bounded in time.
+ */
+import { redactConfig, type Config } from "./config.js";
+import { connectNats, trackConnection } from "./ingest/nats-connection.js";
+import { startInspector, type InspectorBridge } from "./ops/inspector.js";
+import { createLogger } from "./ops/logger.js";
+import { startOpsServer, type OpsServer } from "./ops/ops-server.js";
+import { currentStatus } from "./ops/status.js";
+import { openRuleDatabase } from "./rules/database.js";
+import { startService } from "./service.js";
+
+export interface MainOptions {
+  /** Attach the Stately inspector on this port (127.0.0.1). */
+  readonly inspectPort?: number;
+}
+
+/** Settled results per second over a sliding window of `windowS` samples taken every second. */
+function throughputMeter(read: () => number, windowS = 5): { rate(): number; stop(): void } {
+  const samples: number[] = [read()];
+  const timer = setInterval(() => {
+    samples.push(read());
+    if (samples.length > windowS + 1) samples.shift();
+  }, 1000);
+  timer.unref();
+  return {
+    rate: () => (samples.length < 2 ? 0 : (samples[samples.length - 1]! - samples[0]!) / (samples.length - 1)),
+    stop: () => clearInterval(timer),
+  };
+}
+
+/** Runs until SIGTERM/SIGINT; resolves with the process exit code. */
+export async function runMain(config: Config, options: MainOptions = {}): Promise<number> {
+  const log = createLogger(config.LOG_LEVEL);
+  const startedAt = Date.now();
+  log.info({ config: redactConfig(config) }, "tortmatch starting");
+
+  const nc = await connectNats(config);
+  const natsConnected = trackConnection(nc);
+  const database = openRuleDatabase({ url: config.DATABASE_URL });
+  let inspector: InspectorBridge | null = null;
+  if (options.inspectPort !== undefined) {
+    inspector = await startInspector({ port: options.inspectPort });
+    log.info({ url: inspector.url }, "Stately inspector bridge listening (open it in a browser with internet access)");
+  }
+  const service = await startService({ config, log, nc, database, ...(inspector ? { inspect: inspector.inspect.next!.bind(inspector.inspect) } : {}) });
+  const settled = () => service.stats.outcomes.verdict + service.stats.outcomes["duplicate-verdict"] + service.stats.outcomes["dead-letter"];
+  const meter = throughputMeter(settled);
+  const shownConfig = redactConfig(config);
+  let ops: OpsServer | null = null;
+  if (config.TORT_OPS_PORT !== 0) {
+    ops = await startOpsServer({
+      host: config.TORT_OPS_HOST,
+      port: config.TORT_OPS_PORT,
+      registry: service.metrics.registry,
+      status: () => currentStatus({ service, natsConnected, config: shownConfig, startedAt, throughput: meter.rate, inspector: inspector?.url ?? null }),
+    });
+    log.info({ url: ops.url }, "status page, /metrics, /healthz and /readyz listening");
+  }
+  log.info({ database: database.describe, concurrency: service.limit.limit }, "tortmatch running");
+
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (++signals > 1) {
+      log.warn({ signal }, "second signal: exiting without waiting");
+      process.exit(1);
+    }
+    log.info({ signal, inFlight: service.stats.inFlight }, "stopping: no more pulls, finishing in-flight messages");
+    // Bounded: the drain has its own timeout; this catches anything that hangs after it.
+    setTimeout(() => {
+      log.error("shutdown took too long; exiting");
+      process.exit(1);
+    }, config.TORT_SHUTDOWN_TIMEOUT_MS + 10_000).unref();
+    void service.stop();
+  };
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+
+  const failure = await service.stopped;
+  meter.stop();
+  await ops?.close();
+  await nc.drain(); // flushes the last acks before closing
+  await inspector?.close();
+  const { received, outcomes, verdicts } = service.stats;
+  log.info({ seconds: (Date.now() - startedAt) / 1000, received, outcomes, verdicts, failure: failure ?? undefined }, "tortmatch stopped");
+  return failure === null ? 0 : 1;
+}

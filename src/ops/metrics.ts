@@ -1,0 +1,111 @@
+/**
+ * Prometheus metrics (prom-client), registered in a registry of their own.
+ * Counters and histograms are fed as things happen; gauges are read from the
+ * live objects when scraped.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import type { RuleSnapshot } from "../match/snapshot.js";
+import type { Outcome } from "./service-stats.js";
+import type { VerdictAction } from "../match/types.js";
+
+export interface MetricsSources {
+  readonly inFlight: () => number;
+  readonly limit: () => number;
+  readonly waiting: () => number;
+  readonly snapshot: () => RuleSnapshot | null;
+  readonly ruleCacheState: () => string;
+  readonly ruleCacheStates: readonly string[];
+  readonly now: () => number;
+}
+
+export function createMetrics(sources: MetricsSources) {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: "tortmatch_process_" });
+  const messages = new Counter({ name: "tortmatch_messages_total", help: "Messages settled, by outcome", labelNames: ["outcome"], registers: [registry] });
+  const verdicts = new Counter({ name: "tortmatch_verdicts_total", help: "Verdicts published, by action", labelNames: ["action"], registers: [registry] });
+  const matchSeconds = new Histogram({
+    name: "tortmatch_match_seconds",
+    help: "Time to decode and match one result",
+    buckets: [1e-6, 5e-6, 1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 1e-2],
+    registers: [registry],
+  });
+  const endToEnd = new Histogram({
+    name: "tortmatch_end_to_end_seconds",
+    help: "From the message's arrival in the input stream to its settlement",
+    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120],
+    registers: [registry],
+  });
+  const loads = new Counter({ name: "tortmatch_rule_loads_total", help: "Rule loads, by kind and result", labelNames: ["kind", "result"], registers: [registry] });
+  const loadSeconds = new Histogram({
+    name: "tortmatch_rule_load_seconds",
+    help: "Rule load duration, by kind",
+    labelNames: ["kind"],
+    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [registry],
+  });
+  new Gauge({
+    name: "tortmatch_snapshot_age_seconds",
+    help: "Age of the rule snapshot in service (staleness: it grows while refreshes fail)",
+    registers: [registry],
+    collect() {
+      const s = sources.snapshot();
+      if (s !== null) this.set((sources.now() - Date.parse(s.loadedAt)) / 1000);
+    },
+  });
+  new Gauge({
+    name: "tortmatch_snapshot_rows",
+    help: "Rows in the rule snapshot, by kind",
+    labelNames: ["kind"],
+    registers: [registry],
+    collect() {
+      const s = sources.snapshot();
+      if (s === null) return;
+      this.set({ kind: "rules" }, s.counts.ruleRows);
+      this.set({ kind: "properties" }, s.counts.propertyRows);
+      this.set({ kind: "active_rules" }, s.counts.activeRules);
+    },
+  });
+  new Gauge({
+    name: "tortmatch_skipped_rows",
+    help: "Rows of the last load skipped because they break the contract, by table",
+    labelNames: ["table"],
+    registers: [registry],
+    collect() {
+      const s = sources.snapshot();
+      if (s === null) return;
+      this.set({ table: "video_tort_rule" }, s.counts.skippedRules);
+      this.set({ table: "video_tort_rule_property" }, s.counts.skippedProperties);
+    },
+  });
+  const gauge = (name: string, help: string, read: () => number) =>
+    new Gauge({ name, help, registers: [registry], collect() { this.set(read()); } });
+  gauge("tortmatch_in_flight", "Messages between pull and settlement", sources.inFlight);
+  gauge("tortmatch_concurrency_limit", "The live concurrency limit", sources.limit);
+  gauge("tortmatch_waiting", "Messages waiting for the first rule snapshot", sources.waiting);
+  new Gauge({
+    name: "tortmatch_rule_cache_state",
+    help: "1 for the rule cache's current state, 0 for the others",
+    labelNames: ["state"],
+    registers: [registry],
+    collect() {
+      const current = sources.ruleCacheState();
+      for (const state of sources.ruleCacheStates) this.set({ state }, state === current ? 1 : 0);
+    },
+  });
+
+  return {
+    registry,
+    messageSettled(outcome: Outcome, action: VerdictAction | undefined, endToEndSeconds: number | null) {
+      messages.inc({ outcome });
+      if (action !== undefined && (outcome === "verdict" || outcome === "duplicate-verdict")) verdicts.inc({ action });
+      if (endToEndSeconds !== null) endToEnd.observe(endToEndSeconds);
+    },
+    matched: (seconds: number) => matchSeconds.observe(seconds),
+    ruleLoad(kind: "full" | "incremental", result: "ok" | "error", seconds: number) {
+      loads.inc({ kind, result });
+      loadSeconds.observe({ kind }, seconds);
+    },
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

@@ -1,0 +1,94 @@
+/**
+ * The ops HTTP server, on 127.0.0.1 by default: /healthz (alive), /readyz
+ * (a snapshot is loaded and NATS is connected — separate from liveness so a
+ * slow first load never gets the pod killed), /metrics (Prometheus), the
+ * status page (/), /status.json, /chart.json and /events (Server-Sent Events).
+ */
+import { createServer, type Server, type ServerResponse } from "node:http";
+import type { Registry } from "prom-client";
+import { STATUS_PAGE } from "./status-page.js";
+import { ruleCacheChart, type Status } from "./status.js";
+
+export interface OpsServerOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly registry: Registry;
+  readonly status: () => Status;
+  /** How often /events pushes the status. */
+  readonly pushEveryMs?: number;
+  /** Most /events clients at once (each is an open connection). */
+  readonly maxEventClients?: number;
+}
+
+export interface OpsServer {
+  /** Where it listens, e.g. http://127.0.0.1:9464/ */
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+export async function startOpsServer(o: OpsServerOptions): Promise<OpsServer> {
+  const clients = new Set<ServerResponse>();
+  const maxClients = o.maxEventClients ?? 32;
+  const json = (res: ServerResponse, code: number, body: unknown) => {
+    res.writeHead(code, { "content-type": "application/json", "cache-control": "no-store" });
+    res.end(JSON.stringify(body));
+  };
+  const server: Server = createServer((req, res) => {
+    const path = new URL(req.url ?? "/", "http://localhost").pathname;
+    if (req.method !== "GET") return json(res, 405, { error: "GET only" });
+    switch (path) {
+      case "/healthz":
+        return json(res, 200, { status: "alive" });
+      case "/readyz": {
+        const s = o.status();
+        return json(res, s.ready ? 200 : 503, { ready: s.ready, snapshotLoaded: s.snapshot !== null, natsConnected: s.natsConnected, ruleCache: s.ruleCache.state });
+      }
+      case "/metrics":
+        o.registry.metrics().then(
+          (text) => {
+            res.writeHead(200, { "content-type": o.registry.contentType });
+            res.end(text);
+          },
+          (err: unknown) => json(res, 500, { error: String(err) }),
+        );
+        return;
+      case "/status.json":
+        return json(res, 200, o.status());
+      case "/chart.json":
+        return json(res, 200, ruleCacheChart());
+      case "/events":
+        if (clients.size >= maxClients) return json(res, 503, { error: "too many status page clients" });
+        res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-store", connection: "keep-alive" });
+        res.write(`data: ${JSON.stringify(o.status())}\n\n`);
+        clients.add(res);
+        req.on("close", () => clients.delete(res));
+        return;
+      case "/":
+      case "/status":
+        res.writeHead(200, { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" });
+        return res.end(STATUS_PAGE);
+      default:
+        return json(res, 404, { error: "not found" });
+    }
+  });
+  const timer = setInterval(() => {
+    if (clients.size === 0) return;
+    const data = `data: ${JSON.stringify(o.status())}\n\n`;
+    for (const c of clients) c.write(data);
+  }, o.pushEveryMs ?? 500);
+  timer.unref();
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(o.port, o.host, () => resolve());
+  });
+  const address = server.address() as { port: number };
+  return {
+    url: `http://${o.host}:${address.port}/`,
+    async close() {
+      clearInterval(timer);
+      for (const c of clients) c.end();
+      clients.clear();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}

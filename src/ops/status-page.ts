@@ -1,0 +1,87 @@
+/**
+ * The status page: one self-contained HTML document (no external assets: the
+ * browser of an operator at 3 a.m. may have no internet). It draws the rule-
+ * cache state chart and follows /events (Server-Sent Events): live, no reload.
+ */
+export const STATUS_PAGE = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>tortmatch status</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+  body { font: 14px/1.4 system-ui, sans-serif; margin: 16px 24px; color: #1d2330; background: #f7f8fa; }
+  h1 { font-size: 20px; margin: 0 0 4px; } h2 { font-size: 15px; margin: 18px 0 6px; }
+  .grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(260px, 1fr)); gap: 12px; }
+  .card { background: #fff; border: 1px solid #dde1e8; border-radius: 8px; padding: 10px 14px; }
+  .big { font-size: 22px; font-weight: 600; } .muted { color: #6b7385; } .bad { color: #b3261e; } .ok { color: #1b7f3b; }
+  table { border-collapse: collapse; width: 100%; } td { padding: 2px 6px 2px 0; vertical-align: top; }
+  svg text { font: 12px system-ui, sans-serif; } .state rect { fill: #fff; stroke: #8a93a6; stroke-width: 1.5; }
+  .state.current rect { fill: #2f6fec; stroke: #1a4fb8; } .state.current text { fill: #fff; font-weight: 600; }
+  .edge { stroke: #9aa3b5; fill: none; marker-end: url(#arrow); } .edge-label { fill: #6b7385; font-size: 10px; }
+  ol { margin: 0; padding-left: 18px; max-height: 220px; overflow: auto; } code { font-size: 12px; }
+</style></head>
+<body>
+<h1>tortmatch <span id="ready" class="muted">connecting…</span></h1>
+<div class="muted">updated <span id="at">–</span> · up <span id="uptime">–</span> s · <span id="live">waiting for events</span></div>
+<h2>Rule cache</h2>
+<div class="card"><svg id="chart" width="820" height="250" role="img" aria-label="rule cache state chart"></svg>
+<div>state <b id="state">–</b> · loads <b id="loads">–</b> · attempt <b id="attempt">–</b> <span id="lastError" class="bad"></span></div></div>
+<div class="grid">
+  <div class="card"><h2>Snapshot</h2><table id="snapshot"></table></div>
+  <div class="card"><h2>Flow</h2><div class="big"><span id="inFlight">–</span> / <span id="limit">–</span> in flight</div>
+    <div><span id="waiting">–</span> waiting for the cache · <span id="throughput">–</span> results/s · <span id="received">–</span> received</div></div>
+  <div class="card"><h2>Verdicts</h2><table id="verdicts"></table><div>dead letters <b id="deadLetters">–</b> · retries <b id="retries">–</b></div></div>
+</div>
+<div class="grid">
+  <div class="card"><h2>Recent transitions</h2><ol id="transitions"></ol></div>
+  <div class="card"><h2>Recent errors</h2><ol id="errors"></ol></div>
+  <div class="card"><h2>Inspector</h2><div id="inspector" class="muted"></div></div>
+</div>
+<script>
+const LAYOUT = { idle: [20, 30], loading: [180, 30], ready: [360, 30], refreshing: [560, 30], retrying: [360, 150], stopping: [180, 150], stopped: [20, 150] };
+const W = 120, H = 36, NS = "http://www.w3.org/2000/svg";
+const el = (name, attrs, parent) => { const e = document.createElementNS(NS, name); for (const k in attrs) e.setAttribute(k, attrs[k]); parent && parent.appendChild(e); return e; };
+function drawChart(chart) {
+  const svg = document.getElementById("chart");
+  const defs = el("defs", {}, svg), marker = el("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse" }, defs);
+  el("path", { d: "M 0 0 L 10 5 L 0 10 z", fill: "#9aa3b5" }, marker);
+  const seen = new Set();
+  for (const t of chart.transitions) {
+    if (t.from === t.to || t.event === "STOP" || seen.has(t.from + ">" + t.to)) continue;
+    seen.add(t.from + ">" + t.to);
+    const [x1, y1] = LAYOUT[t.from], [x2, y2] = LAYOUT[t.to];
+    const back = seen.has(t.to + ">" + t.from) ? 8 : 0;
+    const a = [x1 + W / 2, y1 + H / 2 + back], b = [x2 + W / 2, y2 + H / 2 + back];
+    const dx = b[0] - a[0], dy = b[1] - a[1], len = Math.hypot(dx, dy) || 1;
+    const cut = (p, s) => [p[0] + s * dx / len * (Math.abs(dx) > Math.abs(dy) ? W / 2 : H / 2 / Math.max(0.3, Math.abs(dy) / len)), p[1] + s * dy / len * H / 2];
+    const p = cut(a, 1), q = cut(b, -1);
+    el("path", { class: "edge", d: "M" + p[0] + " " + p[1] + " L" + q[0] + " " + q[1] }, svg);
+    const label = el("text", { class: "edge-label", x: (p[0] + q[0]) / 2 + 4, y: (p[1] + q[1]) / 2 - 4 }, svg);
+    label.textContent = chart.transitions.filter((u) => u.from === t.from && u.to === t.to).map((u) => u.event).join(" / ");
+  }
+  el("text", { class: "edge-label", x: 20, y: 240 }, svg).textContent = "STOP from any state → stopping";
+  for (const s of chart.states) {
+    const [x, y] = LAYOUT[s] || [700, 200];
+    const g = el("g", { class: "state", id: "state-" + s }, svg);
+    el("rect", { x, y, width: W, height: H, rx: 10 }, g);
+    el("text", { x: x + W / 2, y: y + H / 2 + 4, "text-anchor": "middle" }, g).textContent = s;
+  }
+}
+const set = (id, v) => { document.getElementById(id).textContent = v; };
+const rows = (id, obj) => { document.getElementById(id).innerHTML = Object.entries(obj).map(([k, v]) => "<tr><td class=muted>" + k + "</td><td><b>" + v + "</b></td></tr>").join(""); };
+const list = (id, items) => { document.getElementById(id).innerHTML = items.slice().reverse().map((e) => "<li><code>" + e.at.slice(11, 23) + "</code> " + e.state + (e.detail ? " <span class=muted>" + String(e.detail).replace(/[<&]/g, "") + "</span>" : "") + "</li>").join(""); };
+function render(s) {
+  set("ready", s.ready ? "ready" : "not ready"); document.getElementById("ready").className = s.ready ? "ok" : "bad";
+  set("at", s.at.slice(11, 19)); set("uptime", s.uptimeSeconds);
+  for (const g of document.querySelectorAll(".state")) g.classList.toggle("current", g.id === "state-" + s.ruleCache.state);
+  set("state", s.ruleCache.state); set("loads", s.ruleCache.loads); set("attempt", s.ruleCache.attempt); set("lastError", s.ruleCache.lastError ? "last error: " + s.ruleCache.lastError : "");
+  rows("snapshot", s.snapshot ? { version: s.snapshot.version, "loaded as": s.snapshot.loadKind, "age (s)": s.snapshot.ageSeconds, "rule rows": s.snapshot.ruleRows, "property rows": s.snapshot.propertyRows, "active rules": s.snapshot.activeRules, "skipped rows": s.snapshot.skippedRules + s.snapshot.skippedProperties } : { snapshot: "none yet" });
+  set("inFlight", s.flow.inFlight); set("limit", s.flow.limit); set("waiting", s.flow.waiting); set("throughput", s.flow.throughputPerSecond); set("received", s.flow.received);
+  rows("verdicts", s.verdicts); set("deadLetters", s.deadLetters); set("retries", s.retries);
+  list("transitions", s.recent.transitions); list("errors", s.recent.errors);
+  set("inspector", s.inspector ? "Stately inspector bridge: " + s.inspector + " (needs internet in the browser)" : "not attached (run with --inspect)");
+}
+fetch("chart.json").then((r) => r.json()).then(drawChart).then(() => {
+  const events = new EventSource("events");
+  events.onmessage = (m) => { set("live", "live"); render(JSON.parse(m.data)); };
+  events.onerror = () => set("live", "reconnecting…");
+});
+</script></body></html>`;
