@@ -62,7 +62,7 @@ describe("tortmatch replay", () => {
   it("rejects a bad configuration value by name", async () => {
     const run = await runCli(["replay", "--in", "/dev/null"], { TORT_LOAD_PAGE_SIZE: "ten" });
     expect(run.code).toBe(1);
-    expect(run.stderr).toMatch(/TORT_LOAD_PAGE_SIZE: /);
+    expect(run.stderr).toMatch(/TORT_LOAD_PAGE_SIZE \(--load-page-size\): must be an integer from 100 to 100000/);
   });
 });
 
