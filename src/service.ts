@@ -189,7 +189,7 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
     if (list.length > RECENT_EVENTS) list.shift();
   };
   let lastState = "";
-  let lastError: string | null = null;
+  let lastAttempt = 0;
   actor.start();
   const cache = actor.system.get("ruleCache") as ActorRefFrom<typeof ruleCacheMachine>;
   const follow = (s: ReturnType<typeof cache.getSnapshot>) => {
@@ -202,10 +202,10 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
       log.info({ version: ctx.version, loadKind: ctx.snapshot.loadKind, loads: ctx.loads, ...ctx.snapshot.counts }, "rule snapshot in service");
       logSkippedRows(log, ctx.snapshot);
     }
-    if (ctx.lastError !== null && ctx.lastError !== lastError) {
-      remember(errors, { at: now().toISOString(), state, detail: ctx.lastError });
+    if (ctx.attempt > lastAttempt && ctx.lastError !== null) {
+      remember(errors, { at: now().toISOString(), state, detail: `attempt ${ctx.attempt}: ${ctx.lastError}` });
     }
-    lastError = ctx.lastError;
+    lastAttempt = ctx.attempt;
     if (state !== lastState) {
       lastState = state;
       cacheState = state;

@@ -14,6 +14,10 @@ import { createDatabaseIfMissing, migrateRuleTables, openRuleDatabase } from "..
 import { generateProperties, generateResultLines, generateRules } from "../seed/generate-dataset.js";
 import { writeRules } from "../seed/write-rules.js";
 import { startService } from "../service.js";
+import { trackConnection } from "../ingest/nats-connection.js";
+import { startOpsServer } from "../ops/ops-server.js";
+import { currentStatus } from "../ops/status.js";
+import { redactConfig } from "../config.js";
 import { VERDICT_ACTIONS } from "../match/types.js";
 
 export interface DemoOptions {
@@ -68,6 +72,15 @@ export async function demoCommand(opts: DemoOptions): Promise<void> {
 
   const started = performance.now();
   const service = await startService({ config, log, nc, database: openRuleDatabase({ url: config.DATABASE_URL }), pullExpiresMs: 1_000 });
+  const natsConnected = trackConnection(nc);
+  const ops = await startOpsServer({
+    host: config.TORT_OPS_HOST,
+    port: 0, // any free port: the demo must not collide with a running service
+    registry: service.metrics.registry,
+    status: () =>
+      currentStatus({ service, natsConnected, config: redactConfig(config), startedAt: Date.now(), throughput: () => 0, inspector: null }),
+  });
+  say(`status page while the demo runs: ${ops.url}`);
   let readyAt = 0;
   service.snapshot$.subscribe((s) => {
     if (s !== null && readyAt === 0) readyAt = performance.now();
@@ -87,6 +100,7 @@ export async function demoCommand(opts: DemoOptions): Promise<void> {
   const doneAt = performance.now();
   const cache = service.actor.system.get("ruleCache").getSnapshot().context;
   const failure = await service.stop();
+  await ops.close();
   for (const s of [config.TORT_INPUT_STREAM, config.TORT_VERDICT_STREAM, config.TORT_DEADLETTER_STREAM, `KV_${config.TORT_CONFIG_BUCKET}`]) {
     await jsm.streams.delete(s).catch(() => {});
   }
@@ -99,5 +113,6 @@ export async function demoCommand(opts: DemoOptions): Promise<void> {
   say(`  dead letters:      ${stats.outcomes["dead-letter"]} (invalid inputs, with their reasons in the Tort-Error header)`);
   say(`  throughput:        ${Math.round(opts.results / ((doneAt - readyAt) / 1000))} results/s once ready; most in flight ${stats.maxInFlight} of ${service.limit.limit}`);
   say(`  peak RSS:          ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB`);
+  say(`  status page was:   ${ops.url} (run \`tortmatch run\` for one that stays: ${config.TORT_OPS_HOST}:${config.TORT_OPS_PORT})`);
   if (failure !== null) throw new Error(`the service stopped with a failure: ${failure}`);
 }

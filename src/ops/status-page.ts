@@ -16,13 +16,13 @@ export const STATUS_PAGE = `<!doctype html>
   svg text { font: 12px system-ui, sans-serif; } .state rect { fill: #fff; stroke: #8a93a6; stroke-width: 1.5; }
   .state.current rect { fill: #2f6fec; stroke: #1a4fb8; } .state.current text { fill: #fff; font-weight: 600; }
   .edge { stroke: #9aa3b5; fill: none; marker-end: url(#arrow); } .edge-label { fill: #6b7385; font-size: 10px; }
-  ol { margin: 0; padding-left: 18px; max-height: 220px; overflow: auto; } code { font-size: 12px; }
+  ol { margin: 0; padding-left: 18px; max-height: 220px; overflow: auto; overflow-wrap: anywhere; } code { font-size: 12px; }
 </style></head>
 <body>
 <h1>tortmatch <span id="ready" class="muted">connecting…</span></h1>
 <div class="muted">updated <span id="at">–</span> · up <span id="uptime">–</span> s · <span id="live">waiting for events</span></div>
 <h2>Rule cache</h2>
-<div class="card"><svg id="chart" width="820" height="250" role="img" aria-label="rule cache state chart"></svg>
+<div class="card"><svg id="chart" width="840" height="260" role="img" aria-label="rule cache state chart"></svg>
 <div>state <b id="state">–</b> · loads <b id="loads">–</b> · attempt <b id="attempt">–</b> <span id="lastError" class="bad"></span></div></div>
 <div class="grid">
   <div class="card"><h2>Snapshot</h2><table id="snapshot"></table></div>
@@ -36,7 +36,7 @@ export const STATUS_PAGE = `<!doctype html>
   <div class="card"><h2>Inspector</h2><div id="inspector" class="muted"></div></div>
 </div>
 <script>
-const LAYOUT = { idle: [20, 30], loading: [180, 30], ready: [360, 30], refreshing: [560, 30], retrying: [360, 150], stopping: [180, 150], stopped: [20, 150] };
+const LAYOUT = { idle: [20, 40], loading: [240, 40], ready: [460, 40], refreshing: [680, 40], retrying: [460, 170], stopping: [240, 170], stopped: [20, 170] };
 const W = 120, H = 36, NS = "http://www.w3.org/2000/svg";
 const el = (name, attrs, parent) => { const e = document.createElementNS(NS, name); for (const k in attrs) e.setAttribute(k, attrs[k]); parent && parent.appendChild(e); return e; };
 function drawChart(chart) {
@@ -54,10 +54,10 @@ function drawChart(chart) {
     const cut = (p, s) => [p[0] + s * dx / len * (Math.abs(dx) > Math.abs(dy) ? W / 2 : H / 2 / Math.max(0.3, Math.abs(dy) / len)), p[1] + s * dy / len * H / 2];
     const p = cut(a, 1), q = cut(b, -1);
     el("path", { class: "edge", d: "M" + p[0] + " " + p[1] + " L" + q[0] + " " + q[1] }, svg);
-    const label = el("text", { class: "edge-label", x: (p[0] + q[0]) / 2 + 4, y: (p[1] + q[1]) / 2 - 4 }, svg);
+    const label = el("text", { class: "edge-label", "text-anchor": "middle", x: (p[0] + q[0]) / 2 + (Math.abs(dy) > Math.abs(dx) ? 0 : 0), y: (p[1] + q[1]) / 2 + (back ? 14 : -6) }, svg);
     label.textContent = chart.transitions.filter((u) => u.from === t.from && u.to === t.to).map((u) => u.event).join(" / ");
   }
-  el("text", { class: "edge-label", x: 20, y: 240 }, svg).textContent = "STOP from any state → stopping";
+  el("text", { class: "edge-label", x: 20, y: 250 }, svg).textContent = "STOP from any state → stopping";
   for (const s of chart.states) {
     const [x, y] = LAYOUT[s] || [700, 200];
     const g = el("g", { class: "state", id: "state-" + s }, svg);
