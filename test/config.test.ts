@@ -1,0 +1,61 @@
+import { describe, expect, it } from "vitest";
+import { ConfigError, flagOf, loadConfig, redactConfig, redactUrl } from "../src/config.js";
+import { natsConnectOptions } from "../src/ingest/nats-connection.js";
+
+describe("configuration", () => {
+  it("has a default for everything and freezes the result", () => {
+    const config = loadConfig({});
+    expect(config).toMatchObject({ TORT_CONCURRENCY: 64, TORT_REFRESH_INTERVAL_MS: 60_000, TORT_OPS_HOST: "127.0.0.1", TORT_INPUT_STREAM: "FINGERPRINT_RESULTS" });
+    expect(Object.isFrozen(config)).toBe(true);
+  });
+
+  it.each([
+    [{ TORT_CONCURRENCY: "0" }, /TORT_CONCURRENCY \(--concurrency\): must be an integer from 1 to 4096/],
+    [{ TORT_REFRESH_INTERVAL_MS: "500" }, /TORT_REFRESH_INTERVAL_MS \(--refresh-interval-ms\): must be 0 \(off\) or 1000\.\.86400000/],
+    [{ DATABASE_URL: "postgres://x" }, /DATABASE_URL \(--database-url\): must be a mysql:/],
+    [{ LOG_LEVEL: "loud" }, /LOG_LEVEL \(--log-level\)/],
+    [{ TORT_DUPLICATE_WINDOW_MS: "60000" }, /TORT_DUPLICATE_WINDOW_MS: must be at least .* = 160000/],
+    [{ NATS_USER: "u" }, /NATS_PASSWORD \(--nats-password\): required with NATS_USER/],
+    [{ NATS_TLS_CERT_FILE: "/c.pem" }, /give both or neither/],
+  ])("rejects %j by name", (env, message) => {
+    expect(() => loadConfig(env)).toThrow(ConfigError);
+    expect(() => loadConfig(env)).toThrow(message);
+  });
+
+  it("never echoes a rejected value", () => {
+    expect(() => loadConfig({ TORT_CONCURRENCY: "hunter2" })).toThrow(/^(?![\s\S]*hunter2)/);
+  });
+
+  it("names flags after variables", () => {
+    expect(flagOf("TORT_CONCURRENCY")).toBe("--concurrency");
+    expect(flagOf("DATABASE_URL")).toBe("--database-url");
+    expect(flagOf("NATS_TLS_CA_FILE")).toBe("--nats-tls-ca-file");
+  });
+
+  it("redacts passwords in URLs and secret variables", () => {
+    expect(redactUrl("mysql://tort:s3cret@db:3306/rules")).toBe("mysql://tort:***@db:3306/rules");
+    expect(redactUrl("nats://tok3n@n1:4222")).toBe("nats://***@n1:4222");
+    expect(redactUrl("nats://n1:4222")).toBe("nats://n1:4222");
+    const shown = JSON.stringify(
+      redactConfig(loadConfig({ DATABASE_URL: "mysql://tort:s3cret@db/r", NATS_URL: "nats://a:pw1@n1:4222,nats://n2:4222", NATS_USER: "u", NATS_PASSWORD: "pw2", NATS_TOKEN: "tk" })),
+    );
+    for (const secret of ["s3cret", "pw1", "pw2", '"tk"']) expect(shown).not.toContain(secret);
+    expect(shown).toContain("nats://a:***@n1:4222,nats://n2:4222");
+  });
+
+  it("turns NATS settings into connection options", () => {
+    expect(natsConnectOptions(loadConfig({ NATS_URL: "nats://a:4222,nats://b:4222", NATS_USER: "u", NATS_PASSWORD: "p" }))).toMatchObject({
+      servers: ["nats://a:4222", "nats://b:4222"],
+      user: "u",
+      pass: "p",
+      noAsyncTraces: true,
+      maxReconnectAttempts: -1,
+    });
+    expect(natsConnectOptions(loadConfig({ NATS_TOKEN: "t" })).token).toBe("t");
+    expect(natsConnectOptions(loadConfig({ NATS_TLS_CA_FILE: "/ca.pem", NATS_TLS_CERT_FILE: "/c.pem", NATS_TLS_KEY_FILE: "/k.pem" })).tls).toEqual({
+      caFile: "/ca.pem",
+      certFile: "/c.pem",
+      keyFile: "/k.pem",
+    });
+  });
+});
