@@ -27,3 +27,21 @@ export function runCli(args: string[], env: Record<string, string> = {}, timeout
     });
   });
 }
+
+export interface SpawnedService {
+  readonly child: import("node:child_process").ChildProcess;
+  readonly exited: Promise<number | null>;
+  log(): string;
+}
+
+/** `tortmatch run` from the sources, as a process of its own (to be killed, restarted, scaled out). */
+export function spawnService(env: Record<string, string>): SpawnedService {
+  const child = spawn(process.execPath, [...CLI_ARGS, "run"], { env: { ...process.env, ...env }, stdio: ["ignore", "ignore", "pipe"] });
+  let log = "";
+  child.stderr!.on("data", (d) => {
+    log += d;
+    if (log.length > 2_000_000) log = log.slice(-1_000_000); // bounded
+  });
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code, signal) => resolve(code ?? (signal ? -1 : null))));
+  return { child, exited, log: () => log };
+}

@@ -1,0 +1,11 @@
+import { defineConfig } from "vitest/config";
+
+/** The reliability suite: crashes, outages, scale-out, hostile input. One file at a time; each prints its figures. */
+export default defineConfig({
+  test: {
+    include: ["reliability/**/*.test.ts"],
+    testTimeout: 600_000,
+    hookTimeout: 120_000,
+    fileParallelism: false,
+  },
+});
