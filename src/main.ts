@@ -38,7 +38,7 @@ export async function runMain(config: Config, options: MainOptions = {}): Promis
   log.info({ config: redactConfig(config) }, "tortmatch starting");
 
   const nc = await connectNats(config);
-  const natsConnected = trackConnection(nc);
+  const natsConnected = trackConnection(nc, log);
   const database = openRuleDatabase({ url: config.DATABASE_URL });
   let inspector: InspectorBridge | null = null;
   if (options.inspectPort !== undefined) {

@@ -1,6 +1,7 @@
 /** Connect to NATS with the configured authentication and TLS; failures never show a secret. */
 import { connect, credsAuthenticator, type NatsConnection, type NodeConnectionOptions } from "@nats-io/transport-node";
 import { readFileSync } from "node:fs";
+import type { Logger } from "pino";
 import { redactUrl, type Config } from "../config.js";
 
 export function natsConnectOptions(config: Config, name = "tortmatch"): NodeConnectionOptions {
@@ -37,13 +38,18 @@ export async function connectNats(config: Config, name?: string): Promise<NatsCo
   }
 }
 
-/** Follows the connection's status events: true while connected. */
-export function trackConnection(nc: NatsConnection): () => boolean {
+/** Follows the connection's status events (logging disconnects and reconnects): true while connected. */
+export function trackConnection(nc: NatsConnection, log?: Logger): () => boolean {
   let connected = !nc.isClosed();
   void (async () => {
     for await (const s of nc.status()) {
-      if (s.type === "disconnect") connected = false;
-      else if (s.type === "reconnect") connected = true;
+      if (s.type === "disconnect") {
+        connected = false;
+        log?.warn({ server: redactUrl(String(s.server)) }, "NATS disconnected; reconnecting (JetStream keeps the work meanwhile)");
+      } else if (s.type === "reconnect") {
+        connected = true;
+        log?.info({ server: redactUrl(String(s.server)) }, "NATS reconnected");
+      }
     }
   })().catch(() => {});
   void nc.closed().then(() => (connected = false));

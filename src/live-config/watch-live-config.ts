@@ -15,12 +15,14 @@ export function watchLiveConfig(
 ): { stop(): void } {
   let stopped = false;
   let iterator: { stop(): void } | undefined;
-  void (async () => {
+  const decoder = new TextDecoder();
+  /** Pause before watching again after the watch ended (a NATS restart, the bucket recreated). */
+  const REWATCH_MS = 1_000;
+  const watchOnce = async () => {
     try {
       const watch = await kv.watch();
       iterator = watch;
       if (stopped) watch.stop();
-      const decoder = new TextDecoder();
       for await (const entry of watch) {
         if (!isLiveConfigKey(entry.key)) continue;
         if (entry.operation !== "PUT") {
@@ -37,7 +39,17 @@ export function watchLiveConfig(
         }
       }
     } catch (err) {
-      if (!stopped) log.error({ err: (err as Error).message }, "live config watch ended");
+      if (!stopped) log.warn({ err: (err as Error).message }, "live config watch failed");
+    }
+  };
+  void (async () => {
+    // Each (re)watch delivers the current values again: applying them twice is harmless.
+    while (!stopped) {
+      await watchOnce();
+      if (!stopped) {
+        log.warn("live config watch ended; watching again");
+        await new Promise((r) => setTimeout(r, REWATCH_MS));
+      }
     }
   })();
   return {
