@@ -66,6 +66,8 @@ const envSchema = z.object({
   TORT_NAK_DELAY_MS: int(0, 600_000).default(2_000),
   /** Duplicate window of the verdict and dead-letter streams; must cover max_deliver × (ack wait + nak delay). */
   TORT_DUPLICATE_WINDOW_MS: int(1_000, 86_400_000).default(300_000),
+  /** Replicas of the streams and the KV bucket tortmatch creates (3 on a NATS cluster). */
+  TORT_STREAM_REPLICAS: int(1, 5).default(1),
   /** Most messages one pull request asks for. */
   TORT_PULL_BATCH: int(1, 4096).default(256),
   /** Longest graceful shutdown before the process gives up on in-flight work. */

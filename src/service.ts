@@ -83,12 +83,13 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
       maxDeliver: c.TORT_MAX_DELIVER,
       duplicateWindowMs: c.TORT_DUPLICATE_WINDOW_MS,
       maxAckPending: deps.maxAckPending ?? 20_000,
+      replicas: c.TORT_STREAM_REPLICAS,
     },
     log,
   );
   const js = jetstream(nc);
   const consumer = await js.consumers.get(c.TORT_INPUT_STREAM, c.TORT_CONSUMER);
-  const kv = await new Kvm(nc).create(c.TORT_CONFIG_BUCKET);
+  const kv = await new Kvm(nc).create(c.TORT_CONFIG_BUCKET, { replicas: c.TORT_STREAM_REPLICAS });
 
   const stats = createServiceStats();
   const limit = createConcurrencyLimit(c.TORT_CONCURRENCY);

@@ -22,6 +22,8 @@ export interface TopologyOptions {
   readonly duplicateWindowMs: number;
   /** Server-side bound on messages awaiting ack across every instance. */
   readonly maxAckPending: number;
+  /** Replicas of each stream created (the consumer follows its stream). */
+  readonly replicas: number;
 }
 
 const isNotFound = (err: unknown) => /not found/i.test(String((err as Error)?.message));
@@ -42,16 +44,17 @@ async function ensureStream(jsm: JetStreamManager, config: Partial<StreamConfig>
 
 /** Make sure the three streams and the durable consumer exist; returns nothing, throws on failure. */
 export async function ensureTopology(jsm: JetStreamManager, o: TopologyOptions, log: Logger): Promise<void> {
-  await ensureStream(jsm, { name: o.inputStream, subjects: [...o.inputSubjects] }, null, log);
+  const replicas = o.replicas;
+  await ensureStream(jsm, { name: o.inputStream, subjects: [...o.inputSubjects], num_replicas: replicas }, null, log);
   await ensureStream(
     jsm,
-    { name: o.verdictStream, subjects: [`${o.verdictSubjectPrefix}.>`], duplicate_window: nanos(o.duplicateWindowMs) },
+    { name: o.verdictStream, subjects: [`${o.verdictSubjectPrefix}.>`], duplicate_window: nanos(o.duplicateWindowMs), num_replicas: replicas },
     o.duplicateWindowMs,
     log,
   );
   await ensureStream(
     jsm,
-    { name: o.deadLetterStream, subjects: [o.deadLetterSubject], duplicate_window: nanos(o.duplicateWindowMs) },
+    { name: o.deadLetterStream, subjects: [o.deadLetterSubject], duplicate_window: nanos(o.duplicateWindowMs), num_replicas: replicas },
     o.duplicateWindowMs,
     log,
   );
