@@ -35,8 +35,8 @@ export interface SpawnedService {
 }
 
 /** `tortmatch run` from the sources, as a process of its own (to be killed, restarted, scaled out). */
-export function spawnService(env: Record<string, string>): SpawnedService {
-  const child = spawn(process.execPath, [...CLI_ARGS, "run"], { env: { ...process.env, ...env }, stdio: ["ignore", "ignore", "pipe"] });
+export function spawnService(env: Record<string, string>, nodeArgs: string[] = []): SpawnedService {
+  const child = spawn(process.execPath, [...nodeArgs, ...CLI_ARGS, "run"], { env: { ...process.env, ...env }, stdio: ["ignore", "ignore", "pipe"] });
   let log = "";
   child.stderr!.on("data", (d) => {
     log += d;

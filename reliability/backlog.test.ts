@@ -1,0 +1,77 @@
+/**
+ * Backlog: 1,000,000 results queued, the service started with
+ * --max-old-space-size=256. No out-of-memory, RSS stays bounded, everything
+ * drains. Reports the peak RSS and the drain rate.
+ */
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { readFileSync } from "node:fs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Config } from "../src/config.js";
+import { spawnService } from "../test/support/cli.js";
+import type { TestDatabase } from "../test/support/database.js";
+import { connectTest, consumerState, eventually, removeTopology, testConfig, uniqueNames } from "../test/support/nats.js";
+import { resultLines, seededDatabase } from "../test/support/service.js";
+
+const RESULTS = Number(process.env.BACKLOG_RESULTS ?? 1_000_000);
+let db: TestDatabase;
+let nc: NatsConnection;
+let config: Config;
+let env: Record<string, string>;
+
+beforeAll(async () => {
+  db = await seededDatabase();
+  nc = await connectTest();
+  env = { ...uniqueNames(), DATABASE_URL: db.url, LOG_LEVEL: "warn", TORT_OPS_PORT: "0", TORT_DUPLICATE_WINDOW_MS: "600000" };
+  config = testConfig(db.url, env);
+});
+afterAll(async () => {
+  await removeTopology(nc, config).catch(() => {});
+  await nc?.drain();
+  await db?.drop();
+});
+
+const memoryOf = (pid: number) => {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  return { peakMb: Number(status.match(/VmHWM:\s+(\d+)/)![1]) / 1024, rssMb: Number(status.match(/VmRSS:\s+(\d+)/)![1]) / 1024 };
+};
+
+describe("backlog", () => {
+  it(`${RESULTS.toLocaleString("en")} results queued, --max-old-space-size=256: bounded RSS, everything drains`, async () => {
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.add({ name: config.TORT_INPUT_STREAM, subjects: [config.TORT_INPUT_SUBJECTS], max_bytes: 4 * 2 ** 30 });
+    const js = jetstream(nc);
+    const enc = new TextEncoder();
+    const bodies = resultLines(10_000, 0).map((l) => enc.encode(l));
+    const subject = config.TORT_INPUT_SUBJECTS.replace(">", "backlog");
+    const publishStarted = performance.now();
+    for (let i = 0; i < RESULTS; i += 1_000) {
+      await Promise.all(Array.from({ length: Math.min(1_000, RESULTS - i) }, (_, k) => js.publish(subject, bodies[(i + k) % bodies.length]!)));
+    }
+    const publishSeconds = (performance.now() - publishStarted) / 1000;
+
+    const service = spawnService(env, ["--max-old-space-size=256"]);
+    const started = performance.now();
+    let peakSampled = 0;
+    const sampler = setInterval(() => {
+      if (service.child.exitCode === null) peakSampled = Math.max(peakSampled, memoryOf(service.child.pid!).rssMb);
+    }, 250);
+    try {
+      await eventually(async () => {
+        expect(service.child.exitCode).toBeNull(); // no out-of-memory, no crash
+        const s = await consumerState(nc, config);
+        return s.pending === 0 && s.ackPending === 0;
+      }, "the backlog drained", 1_200_000, 1_000);
+    } finally {
+      clearInterval(sampler);
+    }
+    const seconds = (performance.now() - started) / 1000;
+    const { peakMb, rssMb } = memoryOf(service.child.pid!);
+    const verdicts = (await jsm.streams.info(config.TORT_VERDICT_STREAM)).state.messages;
+    console.log(`backlog: ${RESULTS.toLocaleString("en")} queued (published in ${publishSeconds.toFixed(0)} s); service with --max-old-space-size=256 drained them in ${seconds.toFixed(0)} s = ${Math.round(RESULTS / seconds).toLocaleString("en")}/s; peak RSS ${peakMb.toFixed(0)} MB (VmHWM), ${rssMb.toFixed(0)} MB at the end; ${verdicts.toLocaleString("en")} verdicts`);
+    expect(verdicts).toBe(RESULTS);
+    expect(peakMb).toBeLessThan(400);
+    service.child.kill("SIGTERM");
+    expect(await service.exited).toBe(0);
+  });
+});
