@@ -31,7 +31,7 @@ const log = createLogger("warn");
 
 const inputs = (n: number) => Array.from({ length: n }, (_, i) => lines[i % lines.length]!);
 const freshConfig = (): Config => loadConfig({ ...uniqueNames(), DATABASE_URL: databaseUrl, LOG_LEVEL: "warn", TORT_CONCURRENCY: String(CONCURRENCY) });
-const settledOf = (s: RunningService) => s.stats.outcomes.verdict + s.stats.outcomes["duplicate-verdict"] + s.stats.outcomes["dead-letter"];
+const settledOf = (s: RunningService) => s.stats.settled;
 const until = async (done: () => boolean) => {
   while (!done()) await new Promise((r) => setTimeout(r, 2));
 };

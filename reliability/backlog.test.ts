@@ -5,8 +5,8 @@
  */
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { memoryOf } from "../test/support/process-memory.js";
 import type { Config } from "../src/config.js";
 import { spawnService } from "../test/support/cli.js";
 import type { TestDatabase } from "../test/support/database.js";
@@ -31,10 +31,6 @@ afterAll(async () => {
   await db?.drop();
 });
 
-const memoryOf = (pid: number) => {
-  const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  return { peakMb: Number(status.match(/VmHWM:\s+(\d+)/)![1]) / 1024, rssMb: Number(status.match(/VmRSS:\s+(\d+)/)![1]) / 1024 };
-};
 
 describe("backlog", () => {
   it(`${RESULTS.toLocaleString("en")} results queued, --max-old-space-size=256: bounded RSS, everything drains`, async () => {

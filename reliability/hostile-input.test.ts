@@ -7,9 +7,9 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { memoryOf } from "../test/support/process-memory.js";
 import type { Config } from "../src/config.js";
 import { decodeResult, MAX_RESULT_BYTES } from "../src/match/decode-result.js";
-import { readFileSync } from "node:fs";
 import { spawnService, type SpawnedService } from "../test/support/cli.js";
 import type { TestDatabase } from "../test/support/database.js";
 import { connectTest, consumerState, eventually, publishInputs, readStream, readVerdicts, removeTopology, testConfig, uniqueNames } from "../test/support/nats.js";
@@ -71,12 +71,6 @@ let nc: NatsConnection;
 let config: Config;
 let service: SpawnedService;
 
-/** Peak and current resident memory of a process, from Linux's /proc (kB → MB). */
-const memoryOf = (pid: number) => {
-  const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  const kb = (field: string) => Number(status.match(new RegExp(`${field}:\\s+(\\d+)`))?.[1] ?? 0);
-  return { peakMb: kb("VmHWM") / 1024, rssMb: kb("VmRSS") / 1024 };
-};
 
 beforeAll(async () => {
   db = await seededDatabase();

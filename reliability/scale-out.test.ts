@@ -4,8 +4,8 @@
  * one verdict per input.
  */
 import type { NatsConnection } from "@nats-io/transport-node";
-import { createServer } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { freePort } from "../test/support/nats-server.js";
 import type { Config } from "../src/config.js";
 import { decodeResultText } from "../src/match/decode-result.js";
 import { spawnService, type SpawnedService } from "../test/support/cli.js";
@@ -20,13 +20,6 @@ let config: Config;
 let env: Record<string, string>;
 const instances: { service: SpawnedService; port: number }[] = [];
 
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
 const status = async (port: number) => (await fetch(`http://127.0.0.1:${port}/status.json`)).json() as Promise<{ ruleCache: { loads: number; state: string }; snapshot: { version: string } | null; flow: { received: number } }>;
 
 beforeAll(async () => {

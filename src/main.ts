@@ -46,8 +46,7 @@ export async function runMain(config: Config, options: MainOptions = {}): Promis
     log.info({ url: inspector.url }, "Stately inspector bridge listening (open it in a browser with internet access)");
   }
   const service = await startService({ config, log, nc, database, ...(inspector ? { inspect: inspector.inspect.next!.bind(inspector.inspect) } : {}) });
-  const settled = () => service.stats.outcomes.verdict + service.stats.outcomes["duplicate-verdict"] + service.stats.outcomes["dead-letter"];
-  const meter = throughputMeter(settled);
+  const meter = throughputMeter(() => service.stats.settled);
   const shownConfig = redactConfig(config);
   let ops: OpsServer | null = null;
   if (config.TORT_OPS_PORT !== 0) {

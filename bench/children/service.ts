@@ -20,7 +20,7 @@ service.snapshot$.subscribe((s) => {
   if (s !== null && readyAt === 0) readyAt = performance.now();
 });
 let firstSettledAt = 0;
-const settled = () => service.stats.outcomes.verdict + service.stats.outcomes["duplicate-verdict"] + service.stats.outcomes["dead-letter"];
+const settled = () => service.stats.settled;
 while (settled() < expect) {
   if (firstSettledAt === 0 && settled() > 0) firstSettledAt = performance.now();
   await new Promise((r) => setTimeout(r, 5));

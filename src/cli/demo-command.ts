@@ -90,7 +90,7 @@ export async function demoCommand(opts: DemoOptions): Promise<void> {
     Presets.shades_classic,
   );
   bar.start(opts.results, 0, { rate: 0 });
-  const settled = () => service.stats.outcomes.verdict + service.stats.outcomes["duplicate-verdict"] + service.stats.outcomes["dead-letter"];
+  const settled = () => service.stats.settled;
   while (settled() < opts.results) {
     await new Promise((r) => setTimeout(r, 100));
     const seconds = readyAt === 0 ? 0 : (performance.now() - readyAt) / 1000;

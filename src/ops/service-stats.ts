@@ -6,6 +6,8 @@ export type Outcome = "verdict" | "duplicate-verdict" | "dead-letter" | "retry" 
 export interface ServiceStats {
   /** Messages pulled. */
   received: number;
+  /** Messages done with for good: verdict published (or known already) or dead-lettered. */
+  readonly settled: number;
   outcomes: Record<Outcome, number>;
   verdicts: Record<VerdictAction, number>;
   /** Messages between pull and settlement now, and the most seen since the last reset. */
@@ -30,6 +32,9 @@ export function createServiceStats(): ServiceStats {
     maxInFlight: 0,
     waiting: 0,
     peakWaiting: 0,
+    get settled() {
+      return this.outcomes.verdict + this.outcomes["duplicate-verdict"] + this.outcomes["dead-letter"];
+    },
     setWaiting(waiting) {
       this.waiting = waiting;
       if (waiting > this.peakWaiting) this.peakWaiting = waiting;

@@ -18,10 +18,10 @@ export const verdictMsgId = (source: VerdictSource) => `${source.stream}:${sourc
 export function createPublisher(js: JetStreamClient, subjects: OutputSubjects, timeoutMs: number) {
   const encoder = new TextEncoder();
   return {
-    /** Publish a verdict to `<prefix>.<action>`; resolves once the stream stored it (or knew it already). */
-    async publishVerdict(verdict: Verdict & { source: VerdictSource }): Promise<{ duplicate: boolean }> {
+    /** Publish the verdict for `source` to `<prefix>.<action>`; resolves once the stream stored it (or knew it already). */
+    async publishVerdict(verdict: Verdict, source: VerdictSource): Promise<{ duplicate: boolean }> {
       const ack = await js.publish(`${subjects.verdictSubjectPrefix}.${verdict.action}`, encoder.encode(JSON.stringify(verdict)), {
-        msgID: verdictMsgId(verdict.source),
+        msgID: verdictMsgId(source),
         timeout: timeoutMs,
       });
       return { duplicate: ack.duplicate };

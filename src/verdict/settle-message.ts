@@ -66,7 +66,7 @@ export async function settleMessage(msg: JsMsg, snapshot: RuleSnapshot, o: Settl
   o.onMatched?.((performance.now() - startedAt) / 1000);
   const verdict = buildVerdict(checked.value, decision, snapshot.version, source, o.now().toISOString());
   try {
-    const { duplicate } = await o.publisher.publishVerdict({ ...verdict, source });
+    const { duplicate } = await o.publisher.publishVerdict(verdict, source);
     msg.ack();
     return { outcome: duplicate ? "duplicate-verdict" : "verdict", action: decision.action };
   } catch (err) {

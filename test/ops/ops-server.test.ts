@@ -2,10 +2,10 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdirSync } from "node:fs";
-import { createServer } from "node:net";
 import mysql from "mysql2/promise";
 import { chromium, type Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { freePort } from "../support/nats-server.js";
 import type { Config } from "../../src/config.js";
 import { CLI_ARGS } from "../support/cli.js";
 import { TEST_SERVER_URL, type TestDatabase } from "../support/database.js";
@@ -24,13 +24,6 @@ let child: ChildProcess;
 let log = "";
 let opsUrl = "";
 
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
 
 beforeAll(async () => {
   db = await seededDatabase();
