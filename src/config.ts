@@ -68,8 +68,12 @@ const envSchema = z.object({
   TORT_DUPLICATE_WINDOW_MS: int(1_000, 86_400_000).default(300_000),
   /** Replicas of the streams and the KV bucket tortmatch creates (3 on a NATS cluster). */
   TORT_STREAM_REPLICAS: int(1, 5).default(1),
-  /** Most messages one pull request asks for. */
-  TORT_PULL_BATCH: int(1, 4096).default(256),
+  /**
+   * Most messages one pull request asks for. It also bounds the bytes of one pull (results may be
+   * up to 1 MiB each: 32 MiB at most by default), since nats.js cannot limit both messages and bytes
+   * in one fetch, and an oversized burst could make the server see a slow consumer.
+   */
+  TORT_PULL_BATCH: int(1, 4096).default(32),
   /** Longest graceful shutdown before the process gives up on in-flight work. */
   TORT_SHUTDOWN_TIMEOUT_MS: int(100, 600_000).default(20_000),
 });

@@ -50,12 +50,21 @@ export async function runMain(config: Config, options: MainOptions = {}): Promis
   const shownConfig = redactConfig(config);
   let ops: OpsServer | null = null;
   if (config.TORT_OPS_PORT !== 0) {
-    ops = await startOpsServer({
-      host: config.TORT_OPS_HOST,
-      port: config.TORT_OPS_PORT,
-      registry: service.metrics.registry,
-      status: () => currentStatus({ service, natsConnected, config: shownConfig, startedAt, throughput: meter.rate, inspector: inspector?.url ?? null }),
-    });
+    try {
+      ops = await startOpsServer({
+        host: config.TORT_OPS_HOST,
+        port: config.TORT_OPS_PORT,
+        registry: service.metrics.registry,
+        status: () => currentStatus({ service, natsConnected, config: shownConfig, startedAt, throughput: meter.rate, inspector: inspector?.url ?? null }),
+      });
+    } catch (err) {
+      // Not a service nobody can watch: stop what started, and say why.
+      meter.stop();
+      await service.stop();
+      await nc.drain();
+      await inspector?.close();
+      throw new Error(`the ops server cannot listen on ${config.TORT_OPS_HOST}:${config.TORT_OPS_PORT} (TORT_OPS_PORT, --ops-port; 0 turns it off): ${(err as Error).message}`, { cause: err });
+    }
     log.info({ url: ops.url }, "status page, /metrics, /healthz and /readyz listening");
   }
   log.info({ database: database.describe, concurrency: service.limit.limit }, "tortmatch running");

@@ -16,7 +16,7 @@ let env: Record<string, string>;
 beforeAll(async () => {
   db = await seededDatabase();
   nc = await connectTest();
-  env = { ...uniqueNames(), DATABASE_URL: db.url, LOG_LEVEL: "info", TORT_CONCURRENCY: "16", TORT_SHUTDOWN_TIMEOUT_MS: "15000" };
+  env = { ...uniqueNames(), DATABASE_URL: db.url, LOG_LEVEL: "info", TORT_OPS_PORT: "0", TORT_CONCURRENCY: "16", TORT_SHUTDOWN_TIMEOUT_MS: "15000" };
   config = testConfig(db.url, env);
 });
 afterAll(async () => {
@@ -25,8 +25,10 @@ afterAll(async () => {
   await db?.drop();
 });
 
-function runService(): { child: ChildProcess; exited: Promise<number | null>; log: () => string } {
-  const child = spawn(process.execPath, [...CLI_ARGS, "run"], { env: { ...process.env, ...env }, stdio: ["ignore", "ignore", "pipe"] });
+const runService = () => runServiceWith(env);
+
+function runServiceWith(vars: Record<string, string>): { child: ChildProcess; exited: Promise<number | null>; log: () => string } {
+  const child = spawn(process.execPath, [...CLI_ARGS, "run"], { env: { ...process.env, ...vars }, stdio: ["ignore", "ignore", "pipe"] });
   let log = "";
   child.stderr!.on("data", (d) => (log += d));
   const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
@@ -61,5 +63,21 @@ describe("graceful shutdown", () => {
     const verdicts = await readVerdicts(nc, config);
     expect(verdicts).toHaveLength(lines.length);
     expect(new Set(verdicts.map((v) => v.verdict.source.seq)).size).toBe(lines.length);
+  });
+});
+
+describe("start-up failure", () => {
+  it("an ops port already taken: a clear error and exit 1, not a service nobody can watch", async () => {
+    const { createServer } = await import("node:net");
+    const blocker = createServer();
+    await new Promise<void>((r) => blocker.listen(0, "127.0.0.1", () => r()));
+    const port = (blocker.address() as { port: number }).port;
+    try {
+      const service = runServiceWith({ ...env, ...uniqueNames(), TORT_OPS_PORT: String(port) });
+      expect(await service.exited).toBe(1);
+      expect(service.log()).toContain(`tortmatch: the ops server cannot listen on 127.0.0.1:${port}`);
+    } finally {
+      blocker.close();
+    }
   });
 });

@@ -73,11 +73,19 @@ export async function readStream(nc: NatsConnection, stream: string): Promise<Js
   await jsm.consumers.add(stream, { name, ack_policy: AckPolicy.None, deliver_policy: DeliverPolicy.All, inactive_threshold: 60_000_000_000 });
   const consumer = await jetstream(nc).consumers.get(stream, name);
   const out: JsMsg[] = [];
-  while (out.length < total) {
-    const batch = await consumer.fetch({ max_messages: Math.min(1000, total - out.length), expires: 2000 });
-    for await (const m of batch) out.push(m);
+  // About 8 MiB a pull, from the stream's average message size: messages can be ~1 MiB, and an
+  // unbounded burst makes a slow consumer whose dropped messages (never acked) would not come back.
+  const perPull = Math.max(4, Math.min(1000, Math.floor((8 * 2 ** 20) / Math.max(1, info.state.bytes / total))));
+  const deadline = Date.now() + 120_000;
+  try {
+    while (out.length < total) {
+      if (Date.now() > deadline) throw new Error(`read ${out.length} of ${total} messages of ${stream} in 120 s`);
+      const batch = await consumer.fetch({ max_messages: Math.min(perPull, total - out.length), expires: 2000 });
+      for await (const m of batch) out.push(m);
+    }
+  } finally {
+    await jsm.consumers.delete(stream, name).catch(() => {});
   }
-  await jsm.consumers.delete(stream, name);
   return out;
 }
 
