@@ -5,7 +5,6 @@
  * and prints a summary. Uses streams and a bucket of its own (removed at the end).
  */
 import { jetstreamManager } from "@nats-io/jetstream";
-import { connect } from "@nats-io/transport-node";
 import { Presets, SingleBar } from "cli-progress";
 import { randomBytes } from "node:crypto";
 import { loadConfig } from "../config.js";
@@ -14,7 +13,7 @@ import { createDatabaseIfMissing, migrateRuleTables, openRuleDatabase } from "..
 import { generateProperties, generateResultLines, generateRules } from "../seed/generate-dataset.js";
 import { writeRules } from "../seed/write-rules.js";
 import { startService } from "../service.js";
-import { trackConnection } from "../ingest/nats-connection.js";
+import { connectNats, trackConnection } from "../ingest/nats-connection.js";
 import { startOpsServer } from "../ops/ops-server.js";
 import { currentStatus } from "../ops/status.js";
 import { redactConfig } from "../config.js";
@@ -53,7 +52,7 @@ export async function demoCommand(opts: DemoOptions): Promise<void> {
   await seedDb.close();
   say(`seeded ${written.rules} rules and ${written.properties} properties into ${seedDb.describe}`);
 
-  const nc = await connect({ servers: config.NATS_URL.split(","), noAsyncTraces: true });
+  const nc = await connectNats(config, "tortmatch-demo");
   const jsm = await jetstreamManager(nc);
   await jsm.streams.add({ name: config.TORT_INPUT_STREAM, subjects: [config.TORT_INPUT_SUBJECTS] });
   const js = jsm.jetstream();

@@ -1,14 +1,13 @@
 /** Small operator commands: live config in KV, and the rule-change notice. */
 import { Kvm } from "@nats-io/kv";
-import { connect } from "@nats-io/transport-node";
+import type { NatsConnection } from "@nats-io/transport-node";
 import { loadConfig } from "../config.js";
+import { connectNats } from "../ingest/nats-connection.js";
 import { isLiveConfigKey, LIVE_CONFIG_KEYS, parseLiveConfigValue } from "../live-config/parse-live-config.js";
 
-async function withNats<T>(fn: (nc: Awaited<ReturnType<typeof connect>>, config: ReturnType<typeof loadConfig>) => Promise<T>): Promise<T> {
+async function withNats<T>(fn: (nc: NatsConnection, config: ReturnType<typeof loadConfig>) => Promise<T>): Promise<T> {
   const config = loadConfig();
-  const nc = await connect({ servers: config.NATS_URL.split(",") }).catch((err: unknown) => {
-    throw new Error(`connecting to NATS at ${config.NATS_URL} failed: ${(err as Error).message}`, { cause: err });
-  });
+  const nc = await connectNats(config, "tortmatch-cli"); // same authentication and TLS as the service
   try {
     return await fn(nc, config);
   } finally {
