@@ -4,36 +4,19 @@
  * drains. Reports the peak RSS and the drain rate.
  */
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
-import type { NatsConnection } from "@nats-io/transport-node";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { memoryOf } from "../test/support/process-memory.js";
-import type { Config } from "../src/config.js";
 import { spawnService } from "../test/support/cli.js";
-import type { TestDatabase } from "../test/support/database.js";
-import { connectTest, consumerState, eventually, removeTopology, testConfig, uniqueNames } from "../test/support/nats.js";
-import { resultLines, seededDatabase } from "../test/support/service.js";
+import { consumerState, eventually } from "../test/support/nats.js";
+import { resultLines, useServiceStack } from "../test/support/service.js";
 
 const RESULTS = Number(process.env.BACKLOG_RESULTS ?? 1_000_000);
-let db: TestDatabase;
-let nc: NatsConnection;
-let config: Config;
-let env: Record<string, string>;
-
-beforeAll(async () => {
-  db = await seededDatabase();
-  nc = await connectTest();
-  env = { ...uniqueNames(), DATABASE_URL: db.url, LOG_LEVEL: "warn", TORT_OPS_PORT: "0", TORT_DUPLICATE_WINDOW_MS: "600000" };
-  config = testConfig(db.url, env);
-});
-afterAll(async () => {
-  await removeTopology(nc, config).catch(() => {});
-  await nc?.drain();
-  await db?.drop();
-});
+const stack = useServiceStack({ LOG_LEVEL: "warn", TORT_DUPLICATE_WINDOW_MS: "600000" });
 
 
 describe("backlog", () => {
   it(`${RESULTS.toLocaleString("en")} results queued, --max-old-space-size=256: bounded RSS, everything drains`, async () => {
+    const { nc, config, env } = stack;
     const jsm = await jetstreamManager(nc);
     await jsm.streams.add({ name: config.TORT_INPUT_STREAM, subjects: [config.TORT_INPUT_SUBJECTS], max_bytes: 4 * 2 ** 30 });
     const js = jetstream(nc);

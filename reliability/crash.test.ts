@@ -3,40 +3,23 @@
  * restarting it each time. At the end every valid input has exactly one
  * verdict and every invalid one exactly one dead letter.
  */
-import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Config } from "../src/config.js";
+import { describe, expect, it } from "vitest";
 import { decodeResultText } from "../src/match/decode-result.js";
 import { spawnService, type SpawnedService } from "../test/support/cli.js";
-import type { TestDatabase } from "../test/support/database.js";
-import { connectTest, consumerState, eventually, publishInputs, readStream, removeTopology, testConfig, uniqueNames } from "../test/support/nats.js";
-import { resultLines, seededDatabase } from "../test/support/service.js";
+import { consumerState, eventually, publishInputs, readStream } from "../test/support/nats.js";
+import { resultLines, useServiceStack } from "../test/support/service.js";
 
 const RESULTS = Number(process.env.CRASH_RESULTS ?? 50_000);
 const KILLS = 5;
-let db: TestDatabase;
-let nc: NatsConnection;
-let config: Config;
-let env: Record<string, string>;
+// Quick redelivery after a crash; room for several crashes per message; a window covering all of it.
+const stack = useServiceStack({ LOG_LEVEL: "warn", TORT_ACK_WAIT_MS: "3000", TORT_MAX_DELIVER: "20", TORT_NAK_DELAY_MS: "200", TORT_DUPLICATE_WINDOW_MS: "600000" });
 
-beforeAll(async () => {
-  db = await seededDatabase();
-  nc = await connectTest();
-  // Quick redelivery after a crash; room for several crashes per message; a window covering all of it.
-  env = { ...uniqueNames(), DATABASE_URL: db.url, LOG_LEVEL: "warn", TORT_ACK_WAIT_MS: "3000", TORT_MAX_DELIVER: "20", TORT_NAK_DELAY_MS: "200", TORT_DUPLICATE_WINDOW_MS: "600000", TORT_OPS_PORT: "0" };
-  config = testConfig(db.url, env);
-});
-afterAll(async () => {
-  await removeTopology(nc, config).catch(() => {});
-  await nc?.drain();
-  await db?.drop();
-});
-
-const streamCount = async (stream: string) => (await (await jetstreamManager(nc)).streams.info(stream).catch(() => null))?.state.messages ?? 0;
+const streamCount = async (stream: string) => (await (await jetstreamManager(stack.nc)).streams.info(stream).catch(() => null))?.state.messages ?? 0;
 
 describe("crash", () => {
   it(`kill -9 at ${KILLS} random points of a ${RESULTS}-result run: nothing lost, nothing duplicated`, async () => {
+    const { nc, config, env } = stack;
     const lines = resultLines(RESULTS, 0.005);
     const seqs = await publishInputs(nc, config, lines);
     const invalid = new Set(seqs.filter((_, i) => !decodeResultText(lines[i]!).ok));

@@ -1,31 +1,13 @@
 import { jetstreamManager } from "@nats-io/jetstream";
-import type { NatsConnection } from "@nats-io/transport-node";
 import { spawn, type ChildProcess } from "node:child_process";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Config } from "../../src/config.js";
+import { describe, expect, it } from "vitest";
 import { CLI_ARGS } from "../support/cli.js";
-import type { TestDatabase } from "../support/database.js";
-import { connectTest, consumerState, eventually, publishInputs, readVerdicts, removeTopology, testConfig, uniqueNames } from "../support/nats.js";
-import { resultLines, seededDatabase } from "../support/service.js";
+import { consumerState, eventually, publishInputs, readVerdicts, uniqueNames } from "../support/nats.js";
+import { resultLines, useServiceStack } from "../support/service.js";
 
-let db: TestDatabase;
-let nc: NatsConnection;
-let config: Config;
-let env: Record<string, string>;
+const stack = useServiceStack({ LOG_LEVEL: "info", TORT_CONCURRENCY: "16", TORT_SHUTDOWN_TIMEOUT_MS: "15000" });
 
-beforeAll(async () => {
-  db = await seededDatabase();
-  nc = await connectTest();
-  env = { ...uniqueNames(), DATABASE_URL: db.url, LOG_LEVEL: "info", TORT_OPS_PORT: "0", TORT_CONCURRENCY: "16", TORT_SHUTDOWN_TIMEOUT_MS: "15000" };
-  config = testConfig(db.url, env);
-});
-afterAll(async () => {
-  await removeTopology(nc, config).catch(() => {});
-  await nc?.drain();
-  await db?.drop();
-});
-
-const runService = () => runServiceWith(env);
+const runService = () => runServiceWith(stack.env);
 
 function runServiceWith(vars: Record<string, string>): { child: ChildProcess; exited: Promise<number | null>; log: () => string } {
   const child = spawn(process.execPath, [...CLI_ARGS, "run"], { env: { ...process.env, ...vars }, stdio: ["ignore", "ignore", "pipe"] });
@@ -35,10 +17,11 @@ function runServiceWith(vars: Record<string, string>): { child: ChildProcess; ex
   return { child, exited, log: () => log };
 }
 
-const verdictCount = async () => (await (await jetstreamManager(nc)).streams.info(config.TORT_VERDICT_STREAM)).state.messages;
+const verdictCount = async () => (await (await jetstreamManager(stack.nc)).streams.info(stack.config.TORT_VERDICT_STREAM)).state.messages;
 
 describe("graceful shutdown", () => {
   it("SIGTERM under load: a clean exit, and a restart finishes the rest with no duplicates", async () => {
+    const { nc, config } = stack;
     const lines = resultLines(6_000);
     await publishInputs(nc, config, lines);
 
@@ -73,7 +56,7 @@ describe("start-up failure", () => {
     await new Promise<void>((r) => blocker.listen(0, "127.0.0.1", () => r()));
     const port = (blocker.address() as { port: number }).port;
     try {
-      const service = runServiceWith({ ...env, ...uniqueNames(), TORT_OPS_PORT: String(port) });
+      const service = runServiceWith({ ...stack.env, ...uniqueNames(), TORT_OPS_PORT: String(port) });
       expect(await service.exited).toBe(1);
       expect(service.log()).toContain(`tortmatch: the ops server cannot listen on 127.0.0.1:${port}`);
     } finally {

@@ -1,5 +1,6 @@
 /** A seeded rule database and an in-process service over real NATS and MySQL. */
 import type { NatsConnection } from "@nats-io/transport-node";
+import { afterAll, beforeAll } from "vitest";
 import type { Config } from "../../src/config.js";
 import { decodeResultText } from "../../src/match/decode-result.js";
 import { matchResult } from "../../src/match/match-result.js";
@@ -11,6 +12,7 @@ import { startService, type RunningService, type ServiceDeps } from "../../src/s
 import { generateProperties, generateResultLines, generateRules } from "../../src/seed/generate-dataset.js";
 import { writeRules } from "../../src/seed/write-rules.js";
 import { createTestDatabase, type TestDatabase } from "./database.js";
+import { connectTest, removeTopology, testConfig, uniqueNames } from "./nats.js";
 
 export const SMALL_DATASET = { rules: 400, properties: 8_000, seed: 11 };
 
@@ -38,4 +40,30 @@ export function startTestService(config: Config, nc: NatsConnection, extra: Part
 export function expectedDecision(snapshot: RuleSnapshot, line: string): Decision | "invalid" {
   const r = decodeResultText(line);
   return r.ok ? matchResult(snapshot, r.value) : "invalid";
+}
+
+/** What a test file that runs the service as processes needs: a seeded database, NATS, names of its own. */
+export interface ServiceStack {
+  db: TestDatabase;
+  nc: NatsConnection;
+  /** Environment for `spawnService`: unique names, the database, and the file's own settings. */
+  env: Record<string, string>;
+  config: Config;
+}
+
+/** Made before the file's tests, removed after them (streams, bucket, connection, database). */
+export function useServiceStack(settings: Record<string, string>): ServiceStack {
+  const stack = {} as ServiceStack;
+  beforeAll(async () => {
+    stack.db = await seededDatabase();
+    stack.nc = await connectTest();
+    stack.env = { ...uniqueNames(), DATABASE_URL: stack.db.url, TORT_OPS_PORT: "0", ...settings };
+    stack.config = testConfig(stack.db.url, stack.env);
+  });
+  afterAll(async () => {
+    if (stack.nc) await removeTopology(stack.nc, stack.config).catch(() => {});
+    await stack.nc?.drain();
+    await stack.db?.drop();
+  });
+  return stack;
 }
