@@ -25,7 +25,6 @@ async function plainSelect(): Promise<number> {
 const times = { plain: [] as number[], snapshot: [] as number[] };
 const heaps = { plain: [] as number[], snapshot: [] as number[] };
 let rows = 0;
-let last: RuleSnapshot | undefined;
 const run = (kind: "plain" | "snapshot", sample?: () => void): Promise<number | RuleSnapshot> =>
   kind === "plain" ? plainSelect() : loader.loadFull(sample === undefined ? {} : { onProgress: sample });
 
@@ -47,18 +46,15 @@ await loader.loadFull();
 // the one synchronous parse of the plain select); peak heap is taken in rounds of its own.
 for (let round = 0; round < ROUNDS; round++) {
   for (const kind of round % 2 === 0 ? (["plain", "snapshot"] as const) : (["snapshot", "plain"] as const)) {
-    last = undefined;
     collectGarbage();
     const started = performance.now();
     const value = await run(kind);
     times[kind].push(performance.now() - started);
     if (kind === "plain") rows = value as number;
-    else last = value as RuleSnapshot;
   }
 }
 for (let round = 0; round < 3; round++) {
   for (const kind of ["plain", "snapshot"] as const) {
-    last = undefined;
     heaps[kind].push((await withPeakHeap((sample) => run(kind, sample))).peakHeapBytes);
   }
 }

@@ -19,10 +19,8 @@ let readyAt = 0;
 service.snapshot$.subscribe((s) => {
   if (s !== null && readyAt === 0) readyAt = performance.now();
 });
-let firstSettledAt = 0;
 const settled = () => service.stats.settled;
 while (settled() < expect) {
-  if (firstSettledAt === 0 && settled() > 0) firstSettledAt = performance.now();
   await new Promise((r) => setTimeout(r, 5));
 }
 const doneAt = performance.now();
