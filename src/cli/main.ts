@@ -29,6 +29,14 @@ function positiveInt(name: string) {
   };
 }
 
+/** The seeded dataset's shape, shared by `seed` and `demo`: 5,000 rules and 180,000 properties by default. */
+function withDatasetOptions(command: Command): Command {
+  return command
+    .option("--rules <n>", "rule rows", positiveInt("--rules"), 5_000)
+    .option("--properties <n>", "property rows", positiveInt("--properties"), 180_000)
+    .option("--seed <n>", "random seed", positiveInt("--seed"), 42);
+}
+
 const program = new Command()
   .name("tortmatch")
   .description("Match fingerprint recognition results against copyright-infringement rules.")
@@ -45,14 +53,12 @@ withConfigFlags(
   await runCommand(config, opts);
 });
 
-program
-  .command("demo")
-  .description("the live service on seeded data: a burst published before the cache is ready, drained, summarised")
-  .option("--results <n>", "results in the burst", positiveInt("--results"), 20_000)
-  .option("--rules <n>", "rule rows", positiveInt("--rules"), 5_000)
-  .option("--properties <n>", "property rows", positiveInt("--properties"), 180_000)
-  .option("--seed <n>", "random seed", positiveInt("--seed"), 42)
-  .action(async (opts) => {
+withDatasetOptions(
+  program
+    .command("demo")
+    .description("the live service on seeded data: a burst published before the cache is ready, drained, summarised")
+    .option("--results <n>", "results in the burst", positiveInt("--results"), 20_000),
+).action(async (opts) => {
     const { demoCommand } = await import("./demo-command.js");
     await demoCommand(opts);
   });
@@ -94,12 +100,9 @@ withConfigFlags(
   await replayCommand(configFrom(opts), opts);
 });
 
-withConfigFlags(program
+withConfigFlags(withDatasetOptions(program
   .command("seed")
-  .description("replace the rule tables with a realistic, deterministic dataset; optionally write results to replay")
-  .option("--rules <n>", "rule rows", positiveInt("--rules"), 5_000)
-  .option("--properties <n>", "property rows", positiveInt("--properties"), 180_000)
-  .option("--seed <n>", "random seed", positiveInt("--seed"), 42)
+  .description("replace the rule tables with a realistic, deterministic dataset; optionally write results to replay"))
   .option("--results <n>", "recognition results to write with --results-out", positiveInt("--results"), 50_000)
   .option("--results-out <file>", "write recognition results (NDJSON, some invalid on purpose) to this file")
   .option("--no-rules-write", "only write the results file; leave the database alone"))
