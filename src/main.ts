@@ -7,28 +7,14 @@ import { redactConfig, type Config } from "./config.js";
 import { connectNats, trackConnection } from "./ingest/nats-connection.js";
 import { startInspector, type InspectorBridge } from "./ops/inspector.js";
 import { createLogger } from "./ops/logger.js";
-import { startOpsServer, type OpsServer } from "./ops/ops-server.js";
-import { currentStatus } from "./ops/status.js";
+import type { OpsServer } from "./ops/ops-server.js";
+import { serveOps } from "./ops/serve-ops.js";
 import { openRuleDatabase } from "./rules/database.js";
 import { startService } from "./service.js";
 
 export interface MainOptions {
   /** Attach the Stately inspector on this port (127.0.0.1). */
   readonly inspectPort?: number;
-}
-
-/** Settled results per second over a sliding window of `windowS` samples taken every second. */
-function throughputMeter(read: () => number, windowS = 5): { rate(): number; stop(): void } {
-  const samples: number[] = [read()];
-  const timer = setInterval(() => {
-    samples.push(read());
-    if (samples.length > windowS + 1) samples.shift();
-  }, 1000);
-  timer.unref();
-  return {
-    rate: () => (samples.length < 2 ? 0 : (samples[samples.length - 1]! - samples[0]!) / (samples.length - 1)),
-    stop: () => clearInterval(timer),
-  };
 }
 
 /** Runs until SIGTERM/SIGINT; resolves with the process exit code. */
@@ -46,20 +32,12 @@ export async function runMain(config: Config, options: MainOptions = {}): Promis
     log.info({ url: inspector.url }, "Stately inspector bridge listening (open it in a browser with internet access)");
   }
   const service = await startService({ config, log, nc, database, ...(inspector ? { inspect: inspector.inspect.next!.bind(inspector.inspect) } : {}) });
-  const meter = throughputMeter(() => service.stats.settled);
-  const shownConfig = redactConfig(config);
   let ops: OpsServer | null = null;
   if (config.TORT_OPS_PORT !== 0) {
     try {
-      ops = await startOpsServer({
-        host: config.TORT_OPS_HOST,
-        port: config.TORT_OPS_PORT,
-        registry: service.metrics.registry,
-        status: () => currentStatus({ service, natsConnected, config: shownConfig, startedAt, throughput: meter.rate, inspector: inspector?.url ?? null }),
-      });
+      ops = await serveOps({ service, config, port: config.TORT_OPS_PORT, natsConnected, inspectorUrl: inspector?.url ?? null });
     } catch (err) {
       // Not a service nobody can watch: stop what started, and say why.
-      meter.stop();
       await service.stop();
       await nc.drain();
       await inspector?.close();
@@ -87,7 +65,6 @@ export async function runMain(config: Config, options: MainOptions = {}): Promis
   process.on("SIGINT", onSignal);
 
   const failure = await service.stopped;
-  meter.stop();
   await ops?.close();
   await nc.drain(); // flushes the last acks before closing
   await inspector?.close();

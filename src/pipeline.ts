@@ -41,10 +41,6 @@ export interface RunningPipeline {
 export function runPipeline(o: PipelineOptions): RunningPipeline {
   const draining = new AbortController();
   const { limit, stats } = o;
-  const settled = (msg: JsMsg) => {
-    limit.release(1);
-    return msg;
-  };
   let subscription: { unsubscribe(): void } | undefined;
   const done = new Promise<void>((resolve, reject) => {
     subscription = pullMessages(o.consumer, limit, { ...o.pull, drainSignal: draining.signal }, o.log)
@@ -58,7 +54,7 @@ export function runPipeline(o: PipelineOptions): RunningPipeline {
           release: (msg) => {
             msg.nak();
             stats.messageSettled("retry");
-            settled(msg);
+            limit.release(1);
           },
           onWaiting: (n) => stats.setWaiting(n),
         }),
@@ -73,7 +69,7 @@ export function runPipeline(o: PipelineOptions): RunningPipeline {
           }
           stats.messageSettled(result.outcome, result.action);
           o.onSettled?.(result, msg);
-          settled(msg);
+          limit.release(1); // the message's credit: the pull may ask for one more
         }, MAX_CONCURRENCY),
       )
       .subscribe({ complete: resolve, error: reject });

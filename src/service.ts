@@ -98,7 +98,8 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
   const loader = createRuleLoader(database, { pageSize: c.TORT_LOAD_PAGE_SIZE, now });
   const publisher = createPublisher(js, { verdictSubjectPrefix: c.TORT_VERDICT_SUBJECT_PREFIX, deadLetterSubject: c.TORT_DEADLETTER_SUBJECT }, 10_000);
 
-  let cacheState = "idle";
+  /** The rule cache's current state name, as last seen (set below once the actor runs). */
+  let cacheState = "";
   const metrics = createMetrics({
     inFlight: () => stats.inFlight,
     limit: () => limit.limit,
@@ -189,7 +190,6 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
     list.push(record);
     if (list.length > RECENT_EVENTS) list.shift();
   };
-  let lastState = "";
   let lastAttempt = 0;
   actor.start();
   const cache = actor.system.get("ruleCache") as ActorRefFrom<typeof ruleCacheMachine>;
@@ -207,8 +207,7 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
       remember(errors, { at: now().toISOString(), state, detail: `attempt ${ctx.attempt}: ${ctx.lastError}` });
     }
     lastAttempt = ctx.attempt;
-    if (state !== lastState) {
-      lastState = state;
+    if (state !== cacheState) {
       cacheState = state;
       remember(transitions, { at: now().toISOString(), state, ...(ctx.version ? { detail: ctx.version } : {}) });
       const level = state === "retrying" ? "warn" : "info";

@@ -14,9 +14,7 @@ import { generateProperties, generateResultLines, generateRules } from "../seed/
 import { writeRules } from "../seed/write-rules.js";
 import { startService } from "../service.js";
 import { connectNats, trackConnection } from "../ingest/nats-connection.js";
-import { startOpsServer } from "../ops/ops-server.js";
-import { currentStatus } from "../ops/status.js";
-import { redactConfig } from "../config.js";
+import { serveOps } from "../ops/serve-ops.js";
 import { VERDICT_ACTIONS } from "../match/types.js";
 
 export interface DemoOptions {
@@ -71,14 +69,8 @@ export async function demoCommand(opts: DemoOptions): Promise<void> {
 
   const started = performance.now();
   const service = await startService({ config, log, nc, database: openRuleDatabase({ url: config.DATABASE_URL }), pullExpiresMs: 1_000 });
-  const natsConnected = trackConnection(nc);
-  const ops = await startOpsServer({
-    host: config.TORT_OPS_HOST,
-    port: 0, // any free port: the demo must not collide with a running service
-    registry: service.metrics.registry,
-    status: () =>
-      currentStatus({ service, natsConnected, config: redactConfig(config), startedAt: Date.now(), throughput: () => 0, inspector: null }),
-  });
+  // Any free port: the demo must not collide with a running service.
+  const ops = await serveOps({ service, config, port: 0, natsConnected: trackConnection(nc), inspectorUrl: null });
   say(`status page while the demo runs: ${ops.url}`);
   let readyAt = 0;
   service.snapshot$.subscribe((s) => {

@@ -43,7 +43,7 @@ export async function settleMessage(msg: JsMsg, snapshot: RuleSnapshot, o: Settl
     try {
       await o.publisher.publishDeadLetter(msg.data, source, reason);
     } catch (err) {
-      if (msg.info.deliveryCount >= o.maxDeliver) {
+      if (settlementAfterFailure(msg.info.deliveryCount, o.maxDeliver) === "dead-letter") {
         // Nothing will bring it back: say where it is so it can be replayed by hand.
         o.log.error({ ...source, reason, err: errorText(err) }, "dead letter could not be published on the last delivery; message left unsettled");
         msg.nak(o.nakDelayMs);

@@ -1,0 +1,56 @@
+/**
+ * The ops server of one running service: metrics, health, readiness and the
+ * status page, with the throughput meter they show. `run` and `demo` both use it.
+ */
+import { redactConfig, type Config } from "../config.js";
+import type { RunningService } from "../service.js";
+import { startOpsServer, type OpsServer } from "./ops-server.js";
+import { currentStatus } from "./status.js";
+
+/** Settled results per second over a sliding window of `windowS` samples taken every second. */
+function throughputMeter(read: () => number, windowS = 5): { rate(): number; stop(): void } {
+  const samples: number[] = [read()];
+  const timer = setInterval(() => {
+    samples.push(read());
+    if (samples.length > windowS + 1) samples.shift();
+  }, 1000);
+  timer.unref();
+  return {
+    rate: () => (samples.length < 2 ? 0 : (samples[samples.length - 1]! - samples[0]!) / (samples.length - 1)),
+    stop: () => clearInterval(timer),
+  };
+}
+
+export interface ServeOpsOptions {
+  readonly service: RunningService;
+  readonly config: Config;
+  /** Where to listen: TORT_OPS_PORT for `run`, 0 (any free port) for `demo`. */
+  readonly port: number;
+  readonly natsConnected: () => boolean;
+  readonly inspectorUrl: string | null;
+}
+
+export async function serveOps(o: ServeOpsOptions): Promise<OpsServer> {
+  const startedAt = Date.now();
+  const shownConfig = redactConfig(o.config); // once: the configuration is frozen
+  const meter = throughputMeter(() => o.service.stats.settled);
+  try {
+    const server = await startOpsServer({
+      host: o.config.TORT_OPS_HOST,
+      port: o.port,
+      registry: o.service.metrics.registry,
+      status: () =>
+        currentStatus({ service: o.service, natsConnected: o.natsConnected, config: shownConfig, startedAt, throughput: meter.rate, inspector: o.inspectorUrl }),
+    });
+    return {
+      url: server.url,
+      async close() {
+        meter.stop();
+        await server.close();
+      },
+    };
+  } catch (err) {
+    meter.stop();
+    throw err;
+  }
+}
