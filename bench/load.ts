@@ -5,16 +5,14 @@
  * built snapshot retains. Seed first: `tortmatch seed` (the npm script does).
  * Targets (issue #2): time at most 1.3x the plain select; retained at most 60 MB.
  */
-import { loadConfig } from "../src/config.js";
 import { openRuleDatabase } from "../src/rules/database.js";
-import { createRuleLoader } from "../src/rules/load-rules.js";
+import { createRuleLoader, DEFAULT_PAGE_SIZE } from "../src/rules/load-rules.js";
 import type { RuleSnapshot } from "../src/match/snapshot.js";
-import { collectGarbage, heapAndBuffers, mb, median, ratio, withPeakHeap } from "./support.js";
+import { benchDatabaseUrl, collectGarbage, heapAndBuffers, mb, median, ratio, withPeakHeap } from "./support.js";
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
-const config = loadConfig();
-const database = openRuleDatabase({ url: config.DATABASE_URL, connectionLimit: 2 });
-const loader = createRuleLoader(database, { pageSize: config.TORT_LOAD_PAGE_SIZE });
+const database = openRuleDatabase({ url: benchDatabaseUrl, connectionLimit: 2 });
+const loader = createRuleLoader(database, { pageSize: DEFAULT_PAGE_SIZE });
 
 async function plainSelect(): Promise<number> {
   const [rules] = await database.pool.query("SELECT * FROM video_tort_rule");

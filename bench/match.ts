@@ -5,18 +5,16 @@
  * Target (issue #2): at least 500,000 results per second.
  */
 import { readFileSync } from "node:fs";
-import { loadConfig } from "../src/config.js";
-import { decodeResultText } from "../src/match/decode-result.js";
+import { decodeResultText } from "../src/ingest/decode-result.js";
 import { matchResult } from "../src/match/match-result.js";
 import type { RecognitionResult } from "../src/match/types.js";
 import { openRuleDatabase } from "../src/rules/database.js";
 import { createRuleLoader } from "../src/rules/load-rules.js";
-import { median } from "./support.js";
+import { benchDatabaseUrl, median } from "./support.js";
 
 const file = process.argv[2] ?? "artifacts/results.ndjson";
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7);
-const config = loadConfig();
-const database = openRuleDatabase({ url: config.DATABASE_URL });
+const database = openRuleDatabase({ url: benchDatabaseUrl });
 const snapshot = await createRuleLoader(database).loadFull();
 await database.close();
 
@@ -55,3 +53,26 @@ console.log(`bench:match  ${results.length} results against ${snapshot.counts.ac
 console.log(`  matchResult         ${Math.round(m).toLocaleString("en")} results/s (target >= 500,000)`);
 console.log(`  baseline JSON.parse ${Math.round(p).toLocaleString("en")} lines/s; matching costs ${(p / m).toFixed(2)}x a parse`);
 console.log(`  decode + validate   ${Math.round(median(decodeRates)).toLocaleString("en")} lines/s`);
+
+// The worst valid input (issue #8): 10,000 match items on the asset the most rules share,
+// in ascending, descending and shuffled order. Target: at most 20 ms each.
+const index = snapshot.assetIndex;
+let popularSlot = 0;
+for (let s = 0; s < index.slotCount.length; s++) if (index.slotCount[s]! > index.slotCount[popularSlot]!) popularSlot = s;
+const popularAsset = index.slotAsset[popularSlot]!;
+const worst = (order: "ascending" | "descending" | "shuffled"): RecognitionResult => {
+  const matches = Array.from({ length: 10_000 }, (_, k) => ({ assetId: popularAsset, startMs: k * 8, endMs: k * 8 + 5, score: 1 }));
+  if (order === "descending") matches.reverse();
+  if (order === "shuffled") for (let i = matches.length - 1; i > 0; i--) { const j = (i * 7919) % (i + 1); [matches[i], matches[j]] = [matches[j]!, matches[i]!]; }
+  return { aid: 1, cid: 1, mid: 1, tid: 1, durationMs: 80_000, recognizedAt: snapshot.loadedAt, recognizedAtMs: Date.parse(snapshot.loadedAt), matches };
+};
+for (const order of ["ascending", "descending", "shuffled"] as const) {
+  const r = worst(order);
+  const times: number[] = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    const t = performance.now();
+    sink += matchResult(snapshot, r).hits.length;
+    times.push(performance.now() - t);
+  }
+  console.log(`  worst case ${order.padEnd(10)} 10,000 items on asset ${popularAsset} (${index.slotCount[popularSlot]} rules): ${median(times).toFixed(2)} ms (target <= 20 ms)`);
+}

@@ -12,9 +12,10 @@ import { readFileSync } from "node:fs";
 import { loadConfig } from "../src/config.js";
 import { publishInputs, removeTopology, uniqueNames } from "../test/support/nats.js";
 import { runChild } from "./children/run-child.js";
+import { benchDatabaseUrl } from "./support.js";
 
 const KS = (process.env.STAMPEDE_KS ?? "16,64,256").split(",").map(Number);
-const databaseUrl = process.env.DATABASE_URL ?? "mysql://root@127.0.0.1:3306/tortmatch_bench";
+const databaseUrl = benchDatabaseUrl;
 const lines = readFileSync("artifacts/bench-results.ndjson", "utf8").split("\n").filter(Boolean);
 const nc = await connect({ servers: process.env.NATS_URL ?? "127.0.0.1:4222", noAsyncTraces: true });
 

@@ -41,3 +41,6 @@ export async function withPeakHeap<T>(fn: (sample: () => void) => Promise<T>): P
 
 export const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 export const ratio = (x: number, base: number) => `${(x / base).toFixed(2)}x`;
+
+/** The benchmarks' own database (seeded by scripts/bench-data.sh), never the default one. */
+export const benchDatabaseUrl = process.env.BENCH_DATABASE_URL ?? "mysql://root@127.0.0.1:3306/tortmatch_bench";

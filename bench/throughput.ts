@@ -16,13 +16,13 @@ import { openRuleDatabase } from "../src/rules/database.js";
 import { startService, type RunningService } from "../src/service.js";
 import { publishInputs, readStream, removeTopology, uniqueNames } from "../test/support/nats.js";
 import { runChild } from "./children/run-child.js";
-import { median } from "./support.js";
+import { benchDatabaseUrl, median } from "./support.js";
 
 const N = Number(process.env.THROUGHPUT_RESULTS ?? 50_000);
 const BACKLOG = Number(process.env.THROUGHPUT_BACKLOG ?? 200_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
 const CONCURRENCY = 64;
-const databaseUrl = process.env.DATABASE_URL ?? "mysql://root@127.0.0.1:3306/tortmatch_bench";
+const databaseUrl = benchDatabaseUrl;
 const lines = readFileSync("artifacts/bench-results.ndjson", "utf8").split("\n").filter(Boolean);
 const nc = await connect({ servers: process.env.NATS_URL ?? "127.0.0.1:4222", noAsyncTraces: true });
 const jsm = await jetstreamManager(nc);

@@ -7,7 +7,7 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { writeFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Config } from "../src/config.js";
-import { decodeResultText } from "../src/match/decode-result.js";
+import { decodeResultText } from "../src/ingest/decode-result.js";
 import { spawnService, type SpawnedService } from "../test/support/cli.js";
 import type { TestDatabase } from "../test/support/database.js";
 import { eventually, readStream, testConfig, uniqueNames } from "../test/support/nats.js";

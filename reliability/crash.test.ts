@@ -5,7 +5,7 @@
  */
 import { jetstreamManager } from "@nats-io/jetstream";
 import { describe, expect, it } from "vitest";
-import { decodeResultText } from "../src/match/decode-result.js";
+import { decodeResultText } from "../src/ingest/decode-result.js";
 import { spawnService, type SpawnedService } from "../test/support/cli.js";
 import { consumerState, eventually, publishInputs, readStream } from "../test/support/nats.js";
 import { resultLines, useServiceStack } from "../test/support/service.js";

@@ -9,7 +9,7 @@ import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { memoryOf } from "../test/support/process-memory.js";
 import type { Config } from "../src/config.js";
-import { decodeResult, MAX_RESULT_BYTES } from "../src/match/decode-result.js";
+import { decodeResult, MAX_RESULT_BYTES } from "../src/ingest/decode-result.js";
 import { spawnService, type SpawnedService } from "../test/support/cli.js";
 import type { TestDatabase } from "../test/support/database.js";
 import { connectTest, consumerState, eventually, publishInputs, readStream, readVerdicts, removeTopology, testConfig, uniqueNames } from "../test/support/nats.js";

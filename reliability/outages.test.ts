@@ -6,7 +6,7 @@
  */
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, describe, expect, it } from "vitest";
-import { decodeResultText } from "../src/match/decode-result.js";
+import { decodeResultText } from "../src/ingest/decode-result.js";
 import { spawnService, type SpawnedService } from "../test/support/cli.js";
 import type { TestDatabase } from "../test/support/database.js";
 import { consumerState, eventually, publishInputs, readStream, removeTopology, testConfig, uniqueNames } from "../test/support/nats.js";

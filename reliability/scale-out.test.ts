@@ -7,7 +7,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort } from "../test/support/nats-server.js";
 import type { Config } from "../src/config.js";
-import { decodeResultText } from "../src/match/decode-result.js";
+import { decodeResultText } from "../src/ingest/decode-result.js";
 import { spawnService, type SpawnedService } from "../test/support/cli.js";
 import type { TestDatabase } from "../test/support/database.js";
 import { connectTest, consumerState, eventually, publishInputs, readStream, removeTopology, testConfig, uniqueNames } from "../test/support/nats.js";

@@ -33,7 +33,7 @@ const envSchema = z.object({
   TORT_INSPECT_PORT: int(1, 65_535).default(8080),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   /** Rows per keyset page when loading rules. */
-  TORT_LOAD_PAGE_SIZE: int(100, 100_000).default(5_000),
+  TORT_LOAD_PAGE_SIZE: int(100, 100_000).default(20_000),
 
   TORT_INPUT_STREAM: z.string().min(1).default("FINGERPRINT_RESULTS"),
   TORT_INPUT_SUBJECTS: z.string().min(1).default("fingerprint.results.>"),

@@ -7,68 +7,107 @@ import type { Decision, Hit, RecognitionResult, Verdict, VerdictSource } from ".
 
 const PASS: Decision = Object.freeze({ action: "pass", ruleId: null, hits: Object.freeze([]) as readonly Hit[] });
 
-// Scratch space for one call, reused across calls: the matcher is synchronous,
-// so no two calls ever share it. Candidates (one per rule and match item that
-// passes the rule's filters) are chained per rule through `candNext`, the chain
-// heads kept by rule rank and stamped with the call's generation, so nothing is
-// cleared between calls. Arrays grow to the largest result and snapshot seen
-// (bounded by MAX_MATCH_ITEMS times the rules of the most shared asset).
-let candStart = new Float64Array(256);
-let candEnd = new Float64Array(256);
-let candNext = new Int32Array(256);
-let headByRank = new Int32Array(1024);
-let stampByRank = new Uint32Array(1024);
-let generation = 0;
-const touched: CompiledRule[] = [];
-const runStarts: number[] = [];
-const runEnds: number[] = [];
-
-function growCandidates(): void {
-  const size = candStart.length * 2;
-  const start = new Float64Array(size), end = new Float64Array(size), next = new Int32Array(size);
-  start.set(candStart);
-  end.set(candEnd);
-  next.set(candNext);
-  candStart = start;
-  candEnd = end;
-  candNext = next;
+/**
+ * Scratch space of one snapshot's matcher, reused across calls: the matcher is
+ * synchronous, so no two calls ever share it. Everything indexed by rule rank
+ * is sized from the snapshot when the scratch is made, so nothing indexed by
+ * rank is ever replaced inside a call. Candidates (one per rule and match item
+ * that passes the rule's filters) are chained per rule from head to tail in
+ * ascending start order; the chain heads are stamped with the call's
+ * generation, so nothing is cleared between calls.
+ */
+interface Scratch {
+  readonly headByRank: Int32Array;
+  readonly tailByRank: Int32Array;
+  readonly stampByRank: Uint32Array;
+  /** Per rank and call: whether the rule's window, zones and exempt uploaders let the result through (1) or not (0), valid when `checkedByRank` holds the generation. */
+  readonly eligibleByRank: Uint8Array;
+  readonly checkedByRank: Uint32Array;
+  generation: number;
+  candStart: Float64Array;
+  candEnd: Float64Array;
+  candNext: Int32Array;
+  /** Match-item indexes in ascending startMs, when the result's items are not already in that order. */
+  order: Uint32Array;
+  readonly touched: CompiledRule[];
 }
 
-function growRanks(rank: number): void {
-  let size = headByRank.length;
-  while (size <= rank) size *= 2;
-  headByRank = new Int32Array(size);
-  stampByRank = new Uint32Array(size); // all stamps 0: generation is never 0 below
-}
+const scratchOf = new WeakMap<RuleSnapshot, Scratch>();
 
-/** Total length of the union of one rule's intervals (its candidate chain), overlaps counted once. */
-function unionLength(first: number): number {
-  if (candNext[first] === -1) return candEnd[first]! - candStart[first]!;
-  runStarts.length = 0;
-  runEnds.length = 0;
-  for (let c = first; c !== -1; c = candNext[c]!) {
-    // Insertion by start: chains are short (one entry per match item of the rule's assets).
-    const s = candStart[c]!, e = candEnd[c]!;
-    let j = runStarts.length;
-    runStarts.push(s);
-    runEnds.push(e);
-    while (j > 0 && runStarts[j - 1]! > s) {
-      runStarts[j] = runStarts[j - 1]!;
-      runEnds[j] = runEnds[j - 1]!;
-      j--;
-    }
-    runStarts[j] = s;
-    runEnds[j] = e;
+let lastSnapshot: RuleSnapshot | null = null;
+let lastScratch: Scratch | null = null;
+
+function scratchFor(snapshot: RuleSnapshot): Scratch {
+  if (snapshot === lastSnapshot) return lastScratch!;
+  let s = scratchOf.get(snapshot);
+  if (s === undefined) {
+    const ranks = snapshot.rules.length;
+    s = {
+      headByRank: new Int32Array(ranks),
+      tailByRank: new Int32Array(ranks),
+      stampByRank: new Uint32Array(ranks), // all 0: the generation is never 0 below
+      eligibleByRank: new Uint8Array(ranks),
+      checkedByRank: new Uint32Array(ranks),
+      generation: 0,
+      candStart: new Float64Array(256),
+      candEnd: new Float64Array(256),
+      candNext: new Int32Array(256),
+      order: new Uint32Array(64),
+      touched: [],
+    };
+    scratchOf.set(snapshot, s);
   }
+  lastSnapshot = snapshot;
+  lastScratch = s;
+  return s;
+}
+
+/** Double the candidate arrays, keeping what they hold (chains stay valid: they are indexes). */
+function growCandidates(s: Scratch): void {
+  const size = s.candStart.length * 2;
+  const start = new Float64Array(size), end = new Float64Array(size), next = new Int32Array(size);
+  start.set(s.candStart);
+  end.set(s.candEnd);
+  next.set(s.candNext);
+  s.candStart = start;
+  s.candEnd = end;
+  s.candNext = next;
+}
+
+/**
+ * The order to visit match items in: ascending startMs, so that every rule's
+ * chain comes out sorted and its union is one linear pass. Null when the items
+ * already are in that order (the usual case); else an O(n log n) sort.
+ */
+function itemOrder(s: Scratch, matches: RecognitionResult["matches"]): Uint32Array | null {
+  let sorted = true;
+  for (let m = 1; m < matches.length; m++) {
+    if (matches[m]!.startMs < matches[m - 1]!.startMs) {
+      sorted = false;
+      break;
+    }
+  }
+  if (sorted) return null;
+  if (s.order.length < matches.length) s.order = new Uint32Array(Math.max(matches.length, s.order.length * 2));
+  const order = s.order.subarray(0, matches.length);
+  for (let m = 0; m < matches.length; m++) order[m] = m;
+  order.sort((a, b) => matches[a]!.startMs - matches[b]!.startMs || a - b);
+  return order;
+}
+
+/** Total length of the union of one rule's intervals (a chain in ascending start order), overlaps counted once. */
+function unionLength(s: Scratch, first: number): number {
+  const { candStart, candEnd, candNext } = s;
   let total = 0;
-  let runStart = runStarts[0]!, runEnd = runEnds[0]!;
-  for (let k = 1; k < runStarts.length; k++) {
-    if (runStarts[k]! > runEnd) {
+  let runStart = candStart[first]!, runEnd = candEnd[first]!;
+  for (let c = candNext[first]!; c !== -1; c = candNext[c]!) {
+    const start = candStart[c]!, end = candEnd[c]!;
+    if (start > runEnd) {
       total += runEnd - runStart;
-      runStart = runStarts[k]!;
-      runEnd = runEnds[k]!;
-    } else if (runEnds[k]! > runEnd) {
-      runEnd = runEnds[k]!;
+      runStart = start;
+      runEnd = end;
+    } else if (end > runEnd) {
+      runEnd = end;
     }
   }
   return total + runEnd - runStart;
@@ -76,12 +115,16 @@ function unionLength(first: number): number {
 
 /** Decide which rules hit a result and which action wins. */
 export function matchResult(snapshot: RuleSnapshot, result: RecognitionResult): Decision {
+  const s = scratchFor(snapshot);
   const t = result.recognizedAtMs;
   const duration = result.durationMs;
-  if (++generation === 0xffffffff) {
-    generation = 1;
-    stampByRank.fill(0);
+  if (++s.generation === 0xffffffff) {
+    s.generation = 1;
+    s.stampByRank.fill(0);
+    s.checkedByRank.fill(0);
   }
+  const generation = s.generation;
+  const { headByRank, tailByRank, stampByRank, eligibleByRank, checkedByRank, touched } = s;
   const index = snapshot.assetIndex;
   const { ranks, minScore, validFromMs, validToMs, zones, exemptMids } = index;
   const tid = result.tid;
@@ -89,8 +132,9 @@ export function matchResult(snapshot: RuleSnapshot, result: RecognitionResult): 
   let n = 0;
   touched.length = 0;
   const matches = result.matches;
-  for (let m = 0; m < matches.length; m++) {
-    const item = matches[m]!;
+  const order = itemOrder(s, matches);
+  for (let k = 0; k < matches.length; k++) {
+    const item = matches[order === null ? k : order[k]!]!;
     const slot = findAssetSlot(index, item.assetId);
     if (slot === -1) continue;
     const start = item.startMs > 0 ? item.startMs : 0;
@@ -99,22 +143,26 @@ export function matchResult(snapshot: RuleSnapshot, result: RecognitionResult): 
     const score = item.score;
     for (let p = index.slotFirst[slot]!, last = p + index.slotCount[slot]!; p < last; p++) {
       const rank = ranks[p]!;
-      if (score < minScore[rank]! || t < validFromMs[rank]! || t >= validToMs[rank]!) continue;
-      const z = zones[rank]!;
-      if (z !== null && !z.has(tid)) continue;
-      const x = exemptMids[rank]!;
-      if (x !== null && x.has(mid)) continue;
-      if (n === candStart.length) growCandidates();
-      if (rank >= stampByRank.length) growRanks(rank);
+      if (score < minScore[rank]!) continue;
+      if (checkedByRank[rank] !== generation) {
+        // Once per rule and call: the conditions that do not depend on the match item.
+        checkedByRank[rank] = generation;
+        const z = zones[rank]!, x = exemptMids[rank]!;
+        eligibleByRank[rank] = t < validFromMs[rank]! || t >= validToMs[rank]! || (z !== null && !z.has(tid)) || (x !== null && x.has(mid)) ? 0 : 1;
+      }
+      if (eligibleByRank[rank] === 0) continue;
+      if (n === s.candStart.length) growCandidates(s);
+      s.candStart[n] = start;
+      s.candEnd[n] = end;
+      s.candNext[n] = -1;
       if (stampByRank[rank] !== generation) {
         stampByRank[rank] = generation;
-        headByRank[rank] = -1;
+        headByRank[rank] = n;
         touched.push(snapshot.rules[rank]!);
+      } else {
+        s.candNext[tailByRank[rank]!] = n;
       }
-      candStart[n] = start;
-      candEnd[n] = end;
-      candNext[n] = headByRank[rank]!;
-      headByRank[rank] = n;
+      tailByRank[rank] = n;
       n++;
     }
   }
@@ -125,7 +173,7 @@ export function matchResult(snapshot: RuleSnapshot, result: RecognitionResult): 
   let hits: Hit[] | undefined;
   for (let k = 0; k < touched.length; k++) {
     const rule = touched[k]!;
-    const matchedMs = unionLength(headByRank[rule.rank]!);
+    const matchedMs = unionLength(s, headByRank[rule.rank]!);
     if (matchedMs >= rule.minMatchedMs && matchedMs * 10_000 >= rule.minRatioBp * duration) {
       (hits ??= []).push({ ruleId: rule.id, ownerId: rule.ownerId, action: rule.action, priority: rule.priority, matchedMs });
     }

@@ -5,7 +5,7 @@
  */
 import { once } from "node:events";
 import type { Writable } from "node:stream";
-import { decodeResultText } from "../match/decode-result.js";
+import { decodeResultText } from "../ingest/decode-result.js";
 import { buildVerdict, matchResult } from "../match/match-result.js";
 import type { RuleSnapshot } from "../match/snapshot.js";
 import { VERDICT_ACTIONS, type VerdictAction } from "../match/types.js";

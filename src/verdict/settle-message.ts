@@ -6,7 +6,7 @@
  */
 import type { JsMsg } from "@nats-io/jetstream";
 import type { Logger } from "pino";
-import { decodeResult } from "../match/decode-result.js";
+import { decodeResult } from "../ingest/decode-result.js";
 import { buildVerdict, matchResult } from "../match/match-result.js";
 import type { RuleSnapshot } from "../match/snapshot.js";
 import type { VerdictAction, VerdictSource } from "../match/types.js";

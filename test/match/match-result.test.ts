@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { decodeResultText } from "../../src/match/decode-result.js";
+import { decodeResultText } from "../../src/ingest/decode-result.js";
 import { buildVerdict, matchResult } from "../../src/match/match-result.js";
 import { createRuleTableBuilder, type PropertyRow, type RuleRow } from "../../src/match/rule-table.js";
 import { compileSnapshot, type RuleSnapshot } from "../../src/match/snapshot.js";

@@ -2,7 +2,7 @@
 process.env.TZ = "Asia/Shanghai";
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { decodeResultText } from "../../src/match/decode-result.js";
+import { decodeResultText } from "../../src/ingest/decode-result.js";
 import { matchResult } from "../../src/match/match-result.js";
 import { openRuleDatabase, RuleStoreError } from "../../src/rules/database.js";
 import { createRuleLoader, parseUtcDatetime } from "../../src/rules/load-rules.js";

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { createRuleTableBuilder } from "../../src/match/rule-table.js";
 import { compileSnapshot } from "../../src/match/snapshot.js";
 import { generateProperties, generateResultLines, generateRules } from "../../src/seed/generate-dataset.js";
-import { decodeResultText } from "../../src/match/decode-result.js";
+import { decodeResultText } from "../../src/ingest/decode-result.js";
 import { toPropertyRow, toRuleRow } from "../fixtures/rows.js";
 
 const options = { rules: 2_000, properties: 30_000, seed: 7 };

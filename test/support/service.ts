@@ -2,7 +2,7 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll } from "vitest";
 import type { Config } from "../../src/config.js";
-import { decodeResultText } from "../../src/match/decode-result.js";
+import { decodeResultText } from "../../src/ingest/decode-result.js";
 import { matchResult } from "../../src/match/match-result.js";
 import type { RuleSnapshot } from "../../src/match/snapshot.js";
 import type { Decision } from "../../src/match/types.js";

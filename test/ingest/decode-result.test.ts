@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { decodeResult, decodeResultText, MAX_RESULT_BYTES, parseInstant } from "../../src/match/decode-result.js";
+import { decodeResult, decodeResultText, MAX_RESULT_BYTES, parseInstant } from "../../src/ingest/decode-result.js";
 
 const valid = {
   aid: 170001, cid: 279786, mid: 9527, tid: 28, durationMs: 245500,

@@ -4,7 +4,7 @@
  */
 import { Type } from "@sinclair/typebox";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
-import type { Checked, RecognitionResult } from "./types.js";
+import type { Checked, RecognitionResult } from "../match/types.js";
 
 /** Largest accepted body, in bytes (spec section 3). */
 export const MAX_RESULT_BYTES = 1024 * 1024;

@@ -1,0 +1,189 @@
+/**
+ * The matcher against a deliberately naive reference written here from spec
+ * sections 2 and 4 (no index, no scratch arrays, BigInt for property values),
+ * over rule sets of at least 5,000 rules that share few assets, results that
+ * repeat an asset, overlap and run past durationMs — including the first call
+ * of a freshly imported matcher module (what a new process sees).
+ */
+import fc from "fast-check";
+import { describe, expect, it, vi } from "vitest";
+import { decodeResultText } from "../../src/ingest/decode-result.js";
+import { createRuleTableBuilder, type PropertyRow, type RuleRow } from "../../src/match/rule-table.js";
+import { compileSnapshot, type RuleSnapshot } from "../../src/match/snapshot.js";
+import type { Decision, Hit, RecognitionResult, RuleAction } from "../../src/match/types.js";
+
+const SEVERITY: Record<string, number> = { block: 4, limit: 3, review: 2, claim: 1 };
+const isDigits = (s: string) => /^[0-9]+$/.test(s);
+
+/** Spec section 4, read literally. */
+function naiveMatch(rules: readonly RuleRow[], properties: readonly PropertyRow[], r: RecognitionResult): Decision {
+  const kept = new Map<number, RuleRow>();
+  for (const rule of rules) if (rule.action in SEVERITY && rule.minRatioBp <= 10_000) kept.set(rule.id, rule);
+  const t = Date.parse(r.recognizedAt);
+  const byRule = new Map<number, PropertyRow[]>();
+  for (const p of properties) {
+    const list = byRule.get(p.ruleId) ?? [];
+    list.push(p);
+    byRule.set(p.ruleId, list);
+  }
+  const hits: Hit[] = [];
+  for (const rule of kept.values()) {
+    if (rule.state !== 1 || rule.isDeleted !== 0) continue;
+    if (rule.validFromMs !== null && !(rule.validFromMs <= t)) continue;
+    if (rule.validToMs !== null && !(t < rule.validToMs)) continue;
+    const mine = (byRule.get(rule.id) ?? []).filter(
+      (p) => p.state === 1 && p.isDeleted === 0 && ["asset", "zone", "exempt_mid"].includes(p.kind) && isDigits(p.value),
+    );
+    const values = (kind: string) => mine.filter((p) => p.kind === kind).map((p) => BigInt(p.value));
+    const A = values("asset"), Z = values("zone"), E = values("exempt_mid");
+    if (Z.length > 0 && !Z.includes(BigInt(r.tid))) continue;
+    if (E.includes(BigInt(r.mid))) continue;
+    const minScore = Number(rule.minScore);
+    const intervals = r.matches
+      .filter((m) => A.includes(BigInt(m.assetId)) && m.score >= minScore)
+      .map((m) => [Math.max(0, m.startMs), Math.min(r.durationMs, m.endMs)] as const)
+      .filter(([s, e]) => e > s)
+      .sort((a, b) => a[0] - b[0]);
+    let M = 0;
+    let cur: [number, number] | null = null;
+    for (const [s, e] of intervals) {
+      if (cur === null || s > cur[1]) {
+        if (cur !== null) M += cur[1] - cur[0];
+        cur = [s, e];
+      } else if (e > cur[1]) cur[1] = e;
+    }
+    if (cur !== null) M += cur[1] - cur[0];
+    if (M > 0 && M >= rule.minMatchedMs && BigInt(M) * 10_000n >= BigInt(rule.minRatioBp) * BigInt(r.durationMs)) {
+      hits.push({ ruleId: rule.id, ownerId: rule.ownerId, action: rule.action as RuleAction, priority: rule.priority, matchedMs: M });
+    }
+  }
+  hits.sort((a, b) => b.priority - a.priority || SEVERITY[b.action]! - SEVERITY[a.action]! || a.ruleId - b.ruleId);
+  return hits.length === 0 ? { action: "pass", ruleId: null, hits: [] } : { action: hits[0]!.action, ruleId: hits[0]!.ruleId, hits };
+}
+
+/** A small deterministic PRNG (mulberry32): a rule set per fast-check seed, thousands of rows cheaply. */
+function prng(seed: number) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const T0 = Date.parse("2026-06-01T00:00:00Z");
+const ASSETS = 120; // few assets for 5,000+ rules: each is shared by dozens of rules
+const SCORES = ["0.000", "0.500", "0.800", "0.930", "1.000"];
+const ACTIONS = ["block", "limit", "review", "claim", "claim", "BLOCK"];
+
+function ruleSet(seed: number, ruleCount: number): { rules: RuleRow[]; properties: PropertyRow[] } {
+  const rnd = prng(seed);
+  const pick = <T>(xs: readonly T[]) => xs[Math.floor(rnd() * xs.length)]!;
+  const rules: RuleRow[] = [];
+  const properties: PropertyRow[] = [];
+  let propertyId = 1;
+  for (let id = 1; id <= ruleCount; id++) {
+    const window = rnd();
+    rules.push({
+      id,
+      ownerId: 1 + Math.floor(rnd() * 50),
+      action: pick(ACTIONS),
+      priority: Math.floor(rnd() * 4),
+      minMatchedMs: pick([0, 0, 1_000, 30_000, 120_000]),
+      minRatioBp: pick([0, 0, 100, 2_500, 5_000, 10_000, 10_001]),
+      minScore: pick(SCORES),
+      state: rnd() < 0.9 ? 1 : 0,
+      validFromMs: window < 0.1 ? T0 + 60_000 : window < 0.2 ? T0 - 60_000 : null,
+      validToMs: window > 0.9 ? T0 : window > 0.8 ? T0 + 60_000 : null,
+      isDeleted: rnd() < 0.05 ? 1 : 0,
+      mtimeMs: T0,
+    });
+    const assets = 1 + Math.floor(rnd() * 3);
+    for (let k = 0; k < assets; k++) {
+      const asset = 1 + Math.floor(rnd() * ASSETS);
+      properties.push({ id: propertyId++, ruleId: id, kind: "asset", value: rnd() < 0.1 ? `00${asset}` : String(asset), state: rnd() < 0.95 ? 1 : 0, isDeleted: 0, mtimeMs: T0 });
+    }
+    if (rnd() < 0.2) properties.push({ id: propertyId++, ruleId: id, kind: "zone", value: String(Math.floor(rnd() * 4)), state: 1, isDeleted: 0, mtimeMs: T0 });
+    if (rnd() < 0.1) properties.push({ id: propertyId++, ruleId: id, kind: "exempt_mid", value: String(1 + Math.floor(rnd() * 4)), state: 1, isDeleted: rnd() < 0.3 ? 1 : 0, mtimeMs: T0 });
+    if (rnd() < 0.02) properties.push({ id: propertyId++, ruleId: id, kind: pick(["Asset", "asset"]), value: pick(["+5", " 5", "", "5x"]), state: 1, isDeleted: 0, mtimeMs: T0 });
+  }
+  // A property whose rule does not exist.
+  properties.push({ id: propertyId++, ruleId: ruleCount + 10, kind: "asset", value: "1", state: 1, isDeleted: 0, mtimeMs: T0 });
+  return { rules, properties };
+}
+
+function compile(set: { rules: RuleRow[]; properties: PropertyRow[] }): RuleSnapshot {
+  const builder = createRuleTableBuilder();
+  set.rules.forEach((r) => builder.applyRule({ ...r }));
+  set.properties.forEach((p) => builder.applyProperty(p));
+  return compileSnapshot(builder.freeze(), { loadKind: "full", loadedAt: new Date(T0).toISOString() });
+}
+
+const item = fc.record({
+  assetId: fc.integer({ min: 1, max: ASSETS + 5 }),
+  startMs: fc.integer({ min: 0, max: 400_000 }),
+  length: fc.integer({ min: 1, max: 200_000 }),
+  score: fc.oneof(fc.constantFrom(0, 0.5, 0.8, 0.93, 1), fc.double({ min: 0, max: 1, noNaN: true })),
+});
+const resultArb = fc.record({
+  mid: fc.integer({ min: 1, max: 5 }),
+  tid: fc.integer({ min: 0, max: 4 }),
+  durationMs: fc.integer({ min: 1, max: 300_000 }),
+  offsetMs: fc.constantFrom(-120_000, -60_000, -1, 0, 1, 59_999, 60_000, 120_000),
+  // Repeats of one asset are likely: items are drawn from few assets, and some are cloned.
+  items: fc.array(item, { maxLength: 40 }),
+  repeatAsset: fc.integer({ min: 1, max: ASSETS }),
+  repeats: fc.integer({ min: 0, max: 12 }),
+});
+
+type ResultDraft = typeof resultArb extends fc.Arbitrary<infer U> ? U : never;
+
+function toResult(r: ResultDraft): RecognitionResult {
+  const matches = r.items.map((m) => ({ assetId: m.assetId, startMs: m.startMs, endMs: m.startMs + m.length, score: m.score }));
+  for (let k = 0; k < r.repeats; k++) matches.push({ assetId: r.repeatAsset, startMs: 10_000 * k, endMs: 10_000 * k + 15_000, score: 1 });
+  const text = JSON.stringify({
+    aid: 1, cid: 2, mid: r.mid, tid: r.tid, durationMs: r.durationMs,
+    recognizedAt: new Date(T0 + r.offsetMs).toISOString(), matches,
+  });
+  const checked = decodeResultText(text);
+  if (!checked.ok) throw new Error(checked.reason);
+  return checked.value;
+}
+
+describe("matchResult against a naive reference", () => {
+  it("agrees on every result, over rule sets of 5,000+ rules, from the first call of a fresh module on", async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 1, max: 2 ** 31 - 1 }), fc.integer({ min: 5_000, max: 6_500 }), fc.array(resultArb, { minLength: 1, maxLength: 25 }), async (seed, ruleCount, results) => {
+        const set = ruleSet(seed, ruleCount);
+        const snapshot = compile(set);
+        // A new module instance: no scratch state from earlier calls, as in a new process.
+        vi.resetModules();
+        const { matchResult } = await import("../../src/match/match-result.js");
+        for (const r of results) {
+          const result = toResult(r);
+          expect(matchResult(snapshot, result)).toEqual(naiveMatch(set.rules, set.properties, result));
+        }
+      }),
+      { numRuns: 40 },
+    );
+  });
+
+  it("agrees on a result of 10,000 items on one popular asset, ascending, descending and shuffled", async () => {
+    const { matchResult } = await import("../../src/match/match-result.js");
+    const set = ruleSet(7, 5_000);
+    const snapshot = compile(set);
+    const popular = Number(set.properties.find((p) => p.kind === "asset" && p.value === "1") ? 1 : set.properties[0]!.value);
+    const ascending = Array.from({ length: 10_000 }, (_, k) => ({ assetId: popular, startMs: k * 7, endMs: k * 7 + 5, score: 1 }));
+    const rnd = prng(3);
+    const shuffled = [...ascending].sort(() => rnd() - 0.5);
+    for (const matches of [ascending, [...ascending].reverse(), shuffled]) {
+      const checked = decodeResultText(JSON.stringify({ aid: 1, cid: 1, mid: 9, tid: 1, durationMs: 70_000, recognizedAt: new Date(T0).toISOString(), matches }));
+      if (!checked.ok) throw new Error(checked.reason);
+      const decision = matchResult(snapshot, checked.value);
+      expect(decision).toEqual(naiveMatch(set.rules, set.properties, checked.value));
+      expect(decision.hits.length).toBeGreaterThan(0);
+    }
+  });
+});
