@@ -23,6 +23,8 @@ export interface RuleCacheInput {
   readonly fullReloadEvery: number;
   readonly retryBaseMs: number;
   readonly retryMaxMs: number;
+  /** Shortest time from the end of one load to the start of a refresh asked for by a notice, ms. */
+  readonly minRefreshGapMs: number;
 }
 
 export interface RuleCacheContext extends RuleCacheInput {
@@ -33,15 +35,21 @@ export interface RuleCacheContext extends RuleCacheInput {
   readonly attempt: number;
   readonly lastError: string | null;
   readonly refreshesSinceFull: number;
-  /** A refresh was asked for while a load ran: do one more when it ends. */
+  /** A refresh was asked for while a load ran (or within the refresh gap): do one more when it may start. */
   readonly refreshPending: boolean;
+  /** A full reload was asked for (`tortmatch rules refresh --full`): the next refresh reads everything. */
+  readonly fullPending: boolean;
+  /** What the load in progress (or the next) does. */
+  readonly loadMode: "full" | "incremental";
+  /** The refresh gap since the last load has passed: a notice may start a refresh at once. */
+  readonly gapOpen: boolean;
   /** Loads started so far (full and incremental). */
   readonly loads: number;
 }
 
 export type RuleCacheEvent =
   | { type: "START" }
-  | { type: "REFRESH"; reason: "notice" | "manual" }
+  | { type: "REFRESH"; reason: "notice" | "manual" | "timer"; full?: boolean }
   | { type: "CONFIG.REFRESH_INTERVAL"; ms: number }
   | { type: "STOP" };
 
@@ -61,11 +69,14 @@ const storeSnapshot = (context: RuleCacheContext, snapshot: RuleSnapshot): Parti
   attempt: 0,
   lastError: null,
   refreshesSinceFull: snapshot.loadKind === "full" ? 0 : context.refreshesSinceFull + 1,
+  gapOpen: context.minRefreshGapMs === 0,
 });
 
 const recordFailure = (context: RuleCacheContext, error: unknown): Partial<RuleCacheContext> => ({
   attempt: context.attempt + 1,
   lastError: message(error),
+  // A failed full reload is still owed.
+  fullPending: context.fullPending || context.loadMode === "full",
 });
 
 export const ruleCacheMachine = setup({
@@ -84,15 +95,29 @@ export const ruleCacheMachine = setup({
     retryDelay: ({ context }) => retryDelayMs(context.attempt, context.retryBaseMs, context.retryMaxMs, Math.random),
     // 0 (off) fires at once and the guard below refuses it: no timer refresh.
     refreshInterval: ({ context }) => context.refreshIntervalMs,
+    minRefreshGap: ({ context }) => context.minRefreshGapMs,
   },
   guards: {
     hasSnapshot: ({ context }) => context.snapshot !== null,
     refreshEnabled: ({ context }) => context.refreshIntervalMs > 0,
     refreshPending: ({ context }) => context.refreshPending,
+    gapClosed: ({ context }) => !context.gapOpen,
+    refreshDue: ({ context }) => context.refreshPending && context.gapOpen,
   },
   actions: {
-    countLoad: assign(({ context }) => ({ loads: context.loads + 1, refreshPending: false })),
-    markRefreshPending: assign({ refreshPending: true }),
+    /** A load starts: count it, decide full or incremental, clear what asked for it. */
+    countLoad: assign(({ context }) => ({
+      loads: context.loads + 1,
+      refreshPending: false,
+      fullPending: false,
+      loadMode:
+        context.snapshot === null || context.fullPending || context.refreshesSinceFull + 1 >= context.fullReloadEvery ? ("full" as const) : ("incremental" as const),
+    })),
+    markRefreshPending: assign(({ context, event }) => ({
+      refreshPending: true,
+      fullPending: context.fullPending || (event.type === "REFRESH" && event.full === true),
+    })),
+    openGap: assign({ gapOpen: true }),
     setRefreshInterval: assign(({ event }) => ({
       refreshIntervalMs: event.type === "CONFIG.REFRESH_INTERVAL" ? event.ms : 0,
     })),
@@ -109,6 +134,9 @@ export const ruleCacheMachine = setup({
     lastError: null,
     refreshesSinceFull: 0,
     refreshPending: false,
+    fullPending: false,
+    loadMode: "full",
+    gapOpen: true,
     loads: 0,
   }),
   on: {
@@ -135,10 +163,17 @@ export const ruleCacheMachine = setup({
       },
     },
     ready: {
-      always: { guard: "refreshPending", target: "refreshing" },
-      after: { refreshInterval: { guard: "refreshEnabled", target: "refreshing" } },
+      always: { guard: "refreshDue", target: "refreshing" },
+      after: {
+        refreshInterval: { guard: "refreshEnabled", target: "refreshing" },
+        // A flood of notices makes at most one refresh per gap: those within it are one pending flag.
+        minRefreshGap: [{ guard: "refreshPending", target: "refreshing" }, { actions: "openGap" }],
+      },
       on: {
-        REFRESH: "refreshing",
+        REFRESH: [
+          { guard: "gapClosed", actions: "markRefreshPending" },
+          { target: "refreshing", actions: "markRefreshPending" },
+        ],
         // Re-entering restarts the timer with the new interval.
         "CONFIG.REFRESH_INTERVAL": { target: "ready", reenter: true, actions: "setRefreshInterval" },
       },
@@ -147,10 +182,7 @@ export const ruleCacheMachine = setup({
       entry: "countLoad",
       invoke: {
         src: "loadRules",
-        input: ({ context }) => ({
-          mode: context.refreshesSinceFull + 1 >= context.fullReloadEvery ? "full" : "incremental",
-          previous: context.snapshot,
-        }),
+        input: ({ context }) => ({ mode: context.loadMode, previous: context.snapshot }),
         onDone: { target: "ready", actions: assign(({ context, event }) => storeSnapshot(context, event.output)) },
         // The old snapshot keeps serving; retry with backoff.
         onError: { target: "retrying", actions: assign(({ context, event }) => recordFailure(context, event.error)) },

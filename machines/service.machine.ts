@@ -11,7 +11,7 @@ import { ruleCacheMachine, type RuleCacheInput } from "./rule-cache.machine.js";
 export type ServiceEvent =
   | { type: "CONFIG.CONCURRENCY"; value: number }
   | { type: "CONFIG.REFRESH_INTERVAL"; ms: number }
-  | { type: "RULES.CHANGED" }
+  | { type: "RULES.CHANGED"; full?: boolean }
   | { type: "CONSUMER.DRAINED" }
   | { type: "CONSUMER.FAILED"; error: string }
   | { type: "STOP" };
@@ -40,6 +40,7 @@ export const serviceMachine = setup({
     configWatcher: provided("configWatcher"),
     changeNotices: provided("changeNotices"),
     consumer: provided("consumer"),
+    exhaustedWorker: provided("exhaustedWorker"),
   },
   delays: { drainTimeout: ({ context }) => context.drainTimeoutMs },
 }).createMachine({
@@ -50,11 +51,12 @@ export const serviceMachine = setup({
     { id: "configWatcher", systemId: "configWatcher", src: "configWatcher" },
     { id: "changeNotices", systemId: "changeNotices", src: "changeNotices" },
     { id: "consumer", systemId: "consumer", src: "consumer" },
+    { id: "exhaustedWorker", systemId: "exhaustedWorker", src: "exhaustedWorker" },
   ],
   on: {
     "CONFIG.CONCURRENCY": { actions: sendTo("consumer", ({ event }) => event) },
     "CONFIG.REFRESH_INTERVAL": { actions: sendTo("ruleCache", ({ event }) => event) },
-    "RULES.CHANGED": { actions: sendTo("ruleCache", { type: "REFRESH", reason: "notice" }) },
+    "RULES.CHANGED": { actions: sendTo("ruleCache", ({ event }) => ({ type: "REFRESH" as const, reason: "notice" as const, full: event.full === true })) },
   },
   initial: "running",
   states: {

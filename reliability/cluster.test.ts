@@ -28,7 +28,7 @@ beforeAll(async () => {
   for (let k = 0; k < 3; k++) servers.push(natsServer({ port: ports[k]!, name: `n${k + 1}`, cluster: { port: routes[k]!, routes: routes.filter((_, j) => j !== k) } }));
   await Promise.all(servers.map((s) => s.start()));
   db = await seededDatabase();
-  env = { ...uniqueNames(), NATS_URL: servers.map((s) => s.url).join(","), DATABASE_URL: db.url, LOG_LEVEL: "info", TORT_OPS_PORT: "0", TORT_STREAM_REPLICAS: "3", TORT_ACK_WAIT_MS: "3000", TORT_DUPLICATE_WINDOW_MS: "120000" };
+  env = { ...uniqueNames(), NATS_URL: servers.map((s) => s.url).join(","), DATABASE_URL: db.url, LOG_LEVEL: "info", TORT_OPS_PORT: "0", TORT_STREAM_REPLICAS: "3", TORT_ACK_WAIT_MS: "3000", TORT_PUBLISH_TIMEOUT_MS: "1500", TORT_DUPLICATE_WINDOW_MS: "120000" };
   config = testConfig(db.url, env);
   nc = await connect({ servers: servers.map((s) => s.url), maxReconnectAttempts: -1 });
   // The cluster elects a JetStream meta leader before streams can be made.

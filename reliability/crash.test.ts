@@ -13,7 +13,7 @@ import { resultLines, useServiceStack } from "../test/support/service.js";
 const RESULTS = Number(process.env.CRASH_RESULTS ?? 50_000);
 const KILLS = 5;
 // Quick redelivery after a crash; room for several crashes per message; a window covering all of it.
-const stack = useServiceStack({ LOG_LEVEL: "warn", TORT_ACK_WAIT_MS: "3000", TORT_MAX_DELIVER: "20", TORT_NAK_DELAY_MS: "200", TORT_DUPLICATE_WINDOW_MS: "600000" });
+const stack = useServiceStack({ LOG_LEVEL: "warn", TORT_ACK_WAIT_MS: "3000", TORT_PUBLISH_TIMEOUT_MS: "1500", TORT_MAX_DELIVER: "20", TORT_NAK_DELAY_MS: "200", TORT_DUPLICATE_WINDOW_MS: "600000" });
 
 const streamCount = async (stream: string) => (await (await jetstreamManager(stack.nc)).streams.info(stream).catch(() => null))?.state.messages ?? 0;
 

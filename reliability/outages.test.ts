@@ -72,7 +72,7 @@ describe("outages", () => {
     const server = natsServer({ port, name: "restarted" });
     await server.start();
     const db = await seededDatabase();
-    const env = { ...uniqueNames(), NATS_URL: server.url, DATABASE_URL: db.url, LOG_LEVEL: "info", TORT_OPS_PORT: "0", TORT_ACK_WAIT_MS: "3000", TORT_DUPLICATE_WINDOW_MS: "120000" };
+    const env = { ...uniqueNames(), NATS_URL: server.url, DATABASE_URL: db.url, LOG_LEVEL: "info", TORT_OPS_PORT: "0", TORT_ACK_WAIT_MS: "3000", TORT_PUBLISH_TIMEOUT_MS: "1500", TORT_DUPLICATE_WINDOW_MS: "120000" };
     const config = testConfig(db.url, env);
     const nc: NatsConnection = await connect({ servers: server.url, maxReconnectAttempts: -1 });
     const service: SpawnedService = spawnService(env);

@@ -44,6 +44,8 @@ const envSchema = z.object({
   TORT_DEADLETTER_SUBJECT: z.string().min(1).default("tort.deadletter"),
   TORT_RULES_CHANGED_SUBJECT: z.string().min(1).default("tort.rules.changed"),
   TORT_CONFIG_BUCKET: z.string().min(1).default("tort_config"),
+  /** Captures the server's max-deliveries advisories of the consumer: messages whose deliveries ran out unsettled. */
+  TORT_EXHAUSTED_STREAM: z.string().min(1).default("TORT_EXHAUSTED"),
 
   /** Messages in flight between pull and ack, until the KV key says otherwise. */
   TORT_CONCURRENCY: int(1, 4096).default(64),
@@ -61,7 +63,16 @@ const envSchema = z.object({
   TORT_RETRY_BASE_MS: int(10, 600_000).default(500),
   TORT_RETRY_MAX_MS: int(10, 3_600_000).default(30_000),
   TORT_ACK_WAIT_MS: int(1_000, 3_600_000).default(30_000),
+  /** The last delivery tortmatch settles for good; the consumer's max_deliver is one more (see the README). */
   TORT_MAX_DELIVER: int(1, 100).default(5),
+  /** Longest wait for a verdict's or dead letter's PubAck; the ack wait must be longer. */
+  TORT_PUBLISH_TIMEOUT_MS: int(100, 600_000).default(10_000),
+  /** The consumer's max_ack_pending: messages delivered and not yet acked, across every instance. */
+  TORT_MAX_ACK_PENDING: int(1, 1_000_000).default(20_000),
+  /** Bytes of messages held between pull and settlement, at most (results are up to 1 MiB each). */
+  TORT_MAX_INFLIGHT_BYTES: int(2 * 1024 * 1024, 4 * 1024 ** 3).default(64 * 1024 * 1024),
+  /** Shortest time between two refreshes asked for by notices (a flood of notices makes one refresh per gap). */
+  TORT_MIN_REFRESH_GAP_MS: int(0, 3_600_000).default(1_000),
   /** Delay before a failed publish is redelivered. */
   TORT_NAK_DELAY_MS: int(0, 600_000).default(2_000),
   /** Duplicate window of the verdict and dead-letter streams; must cover max_deliver × (ack wait + nak delay). */
@@ -88,9 +99,28 @@ export const flagOf = (key: string) => `--${key.replace(/^TORT_/, "").toLowerCas
 
 const SECRET_KEYS = new Set(["NATS_PASSWORD", "NATS_TOKEN"]);
 
-/** A URL with its password (and a bare user:token pair) replaced by ***. */
+/**
+ * A URL with its password replaced by ***, and a lone user name (a NATS token)
+ * too. Parsed as a URL, never matched by a pattern: a password may hold `@`,
+ * `:` or `/`, and a user name may be empty. A URL that does not parse but
+ * holds an `@` is not shown at all.
+ */
 export function redactUrl(url: string): string {
-  return url.replace(/(\/\/[^:/@\s]+):[^@/\s]*@/g, "$1:***@").replace(/(\/\/)[^:/@\s]+@/g, "$1***@");
+  const text = url.trim();
+  const hasScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(text);
+  let u: URL;
+  try {
+    u = new URL(hasScheme ? text : `nats://${text}`);
+  } catch {
+    return text.includes("@") ? "(an unparseable URL with credentials)" : text;
+  }
+  if (u.username === "" && u.password === "") return text;
+  // A lone user name is a token for NATS; for MySQL it is just the user.
+  const loneUserIsSecret = !/^mysql/i.test(u.protocol);
+  if (u.password === "" && !loneUserIsSecret) return text;
+  const auth = u.password !== "" ? `${u.username}:***` : "***";
+  const scheme = hasScheme ? `${u.protocol}//` : "";
+  return `${scheme}${auth}@${u.host}${u.pathname}${u.search}${u.hash}`;
 }
 
 /** The configuration as it may be shown in logs and on the status page: secrets replaced by ***. */
@@ -117,10 +147,16 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError(`invalid configuration:\n  ${lines.join("\n  ")}`);
   }
   const config = parsed.data;
-  const needed = config.TORT_MAX_DELIVER * (config.TORT_ACK_WAIT_MS + config.TORT_NAK_DELAY_MS);
+  // The consumer delivers up to TORT_MAX_DELIVER + 1 times (the last one is for settling).
+  const needed = (config.TORT_MAX_DELIVER + 1) * (config.TORT_ACK_WAIT_MS + config.TORT_NAK_DELAY_MS);
   if (config.TORT_DUPLICATE_WINDOW_MS < needed) {
     throw new ConfigError(
-      `invalid configuration:\n  TORT_DUPLICATE_WINDOW_MS: must be at least TORT_MAX_DELIVER × (TORT_ACK_WAIT_MS + TORT_NAK_DELAY_MS) = ${needed}`,
+      `invalid configuration:\n  TORT_DUPLICATE_WINDOW_MS (--duplicate-window-ms): must be at least (TORT_MAX_DELIVER + 1) × (TORT_ACK_WAIT_MS + TORT_NAK_DELAY_MS) = ${needed}`,
+    );
+  }
+  if (config.TORT_ACK_WAIT_MS <= config.TORT_PUBLISH_TIMEOUT_MS) {
+    throw new ConfigError(
+      "invalid configuration:\n  TORT_ACK_WAIT_MS (--ack-wait-ms): must be longer than TORT_PUBLISH_TIMEOUT_MS (--publish-timeout-ms), else a message can be redelivered while its verdict is still being published",
     );
   }
   if (config.NATS_USER !== undefined && config.NATS_PASSWORD === undefined) {

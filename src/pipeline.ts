@@ -1,17 +1,23 @@
 /**
- * The data flow of one instance: JetStream messages, pulled on credit →
- * held (bounded) until the rule snapshot exists → matched and settled, as many
- * at once as the live limit allows. JetStream stays the buffer.
+ * The data flow of one instance, stage by stage, each from its own folder:
+ * pull (ingest/, on credit: JetStream stays the buffer) → decode (ingest/,
+ * pure) → wait for the rule snapshot (gate/, bounded) → match (match/, pure)
+ * → publish and settle (verdict/: a pure decision and its executor), as many
+ * at once as the live limit allows.
  */
 import type { Consumer, JsMsg } from "@nats-io/jetstream";
 import type { Logger } from "pino";
-import { mergeMap, tap, type Observable } from "rxjs";
+import { map, mergeMap, type Observable } from "rxjs";
 import { awaitSnapshot } from "./gate/await-snapshot.js";
+import type { ByteBudget } from "./gate/byte-budget.js";
 import type { ConcurrencyLimit } from "./gate/concurrency-limit.js";
+import { decodeResult } from "./ingest/decode-result.js";
 import { pullMessages, type PullOptions } from "./ingest/pull-messages.js";
+import { decideVerdict } from "./match/match-result.js";
 import type { RuleSnapshot } from "./match/snapshot.js";
+import type { Checked, RecognitionResult } from "./match/types.js";
 import type { ServiceStats } from "./ops/service-stats.js";
-import { settleMessage, type Settled, type SettleOptions } from "./verdict/settle-message.js";
+import { deliveredMessage, settleMessage, type Settled, type SettleOptions } from "./verdict/settle-message.js";
 
 /** mergeMap's own bound: the largest limit the KV key may set. The live limit is enforced at the pull. */
 export const MAX_CONCURRENCY = 4096;
@@ -19,14 +25,21 @@ export const MAX_CONCURRENCY = 4096;
 export interface PipelineOptions {
   readonly consumer: Consumer;
   readonly limit: ConcurrencyLimit;
+  /** Bytes of messages between pull and settlement. */
+  readonly budget: ByteBudget;
   readonly snapshot$: Observable<RuleSnapshot | null>;
+  /** Each emission hands back the messages waiting for the first snapshot (its first load failed). */
+  readonly giveBack$?: Observable<unknown>;
   readonly stats: ServiceStats;
   readonly pull: Omit<PullOptions, "drainSignal">;
   readonly settle: SettleOptions;
   /** Messages pulled before the first snapshot, at most. */
   readonly waitBuffer: number;
   readonly ackWaitMs: number;
+  readonly now: () => Date;
   readonly log: Logger;
+  /** Told how long matching one result took, in seconds. */
+  readonly onMatched?: (seconds: number) => void;
   /** Told of every settlement (metrics). */
   readonly onSettled?: (settled: Settled, msg: JsMsg) => void;
 }
@@ -38,38 +51,54 @@ export interface RunningPipeline {
   readonly done: Promise<void>;
 }
 
+interface Decoded {
+  readonly msg: JsMsg;
+  readonly bytes: number;
+  readonly checked: Checked<RecognitionResult>;
+}
+
 export function runPipeline(o: PipelineOptions): RunningPipeline {
   const draining = new AbortController();
-  const { limit, stats } = o;
+  const { limit, budget, stats } = o;
   let subscription: { unsubscribe(): void } | undefined;
   const done = new Promise<void>((resolve, reject) => {
-    subscription = pullMessages(o.consumer, limit, { ...o.pull, drainSignal: draining.signal }, o.log)
+    subscription = pullMessages(o.consumer, limit, budget, { ...o.pull, drainSignal: draining.signal }, o.log)
       .pipe(
-        tap(() => stats.messageReceived()),
-        awaitSnapshot<JsMsg, RuleSnapshot>(o.snapshot$, {
+        map(({ msg, bytes }): Decoded => {
+          stats.messageReceived();
+          return { msg, bytes, checked: decodeResult(msg.data) };
+        }),
+        awaitSnapshot<Decoded, RuleSnapshot>(o.snapshot$, {
           maxWaiting: o.waitBuffer,
           // Well inside the ack wait: a waiting message is never redelivered.
-          keepAlive: (msg) => msg.working(),
+          keepAlive: ({ msg }) => msg.working(),
           keepAliveEveryMs: Math.max(250, Math.floor(o.ackWaitMs / 3)),
-          release: (msg) => {
+          release: ({ msg, bytes }) => {
             msg.nak();
             stats.messageSettled("retry");
             limit.release(1);
+            budget.release(bytes);
           },
           onWaiting: (n) => stats.setWaiting(n),
+          ...(o.giveBack$ ? { giveBack$: o.giveBack$ } : {}),
         }),
-        mergeMap(async ([msg, snapshot]) => {
-          let result: Settled;
+        mergeMap(async ([{ msg, bytes, checked }, snapshot]) => {
+          let settled: Settled;
           try {
-            result = await settleMessage(msg, snapshot, o.settle);
+            const input = deliveredMessage(msg);
+            const startedAt = performance.now();
+            const decided = decideVerdict(checked, snapshot, input.source, o.now().toISOString());
+            if (decided.ok) o.onMatched?.((performance.now() - startedAt) / 1000);
+            settled = await settleMessage(input, decided, o.settle);
           } catch (err) {
-            // settleMessage handles its failures; anything else is a defect: leave the message to redelivery.
+            // settleMessage turns every failure into a settlement; anything else is a defect: leave the message to redelivery.
             o.log.error({ err, stream: msg.info.stream, seq: msg.seq }, "unexpected failure settling a message");
-            result = { outcome: "retry" as const };
+            settled = { outcome: "retry" as const };
           }
-          stats.messageSettled(result.outcome, result.action);
-          o.onSettled?.(result, msg);
-          limit.release(1); // the message's credit: the pull may ask for one more
+          stats.messageSettled(settled.outcome, settled.action);
+          o.onSettled?.(settled, msg);
+          limit.release(1); // the message's credit and bytes: the pull may ask for more
+          budget.release(bytes);
         }, MAX_CONCURRENCY),
       )
       .subscribe({ complete: resolve, error: reject });

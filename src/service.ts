@@ -7,11 +7,12 @@ import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
-import { BehaviorSubject } from "rxjs";
+import { BehaviorSubject, Subject } from "rxjs";
 import { createActor, fromCallback, fromPromise, toPromise, type ActorRefFrom, type InspectionEvent } from "xstate";
 import { ruleCacheMachine, type LoadRulesInput } from "../machines/rule-cache.machine.js";
 import { serviceMachine } from "../machines/service.machine.js";
 import type { Config } from "./config.js";
+import { createByteBudget, type ByteBudget } from "./gate/byte-budget.js";
 import { createConcurrencyLimit, type ConcurrencyLimit } from "./gate/concurrency-limit.js";
 import { ensureTopology } from "./ingest/topology.js";
 import { watchLiveConfig } from "./live-config/watch-live-config.js";
@@ -23,6 +24,20 @@ import type { RuleDatabase } from "./rules/database.js";
 import { createRuleLoader } from "./rules/load-rules.js";
 import { logSkippedRows } from "./rules/report-skipped.js";
 import { createPublisher } from "./verdict/publish.js";
+import { startExhaustedWorker } from "./verdict/settle-exhausted.js";
+
+/** Verdict publishes on the final delivery, at most (each bounded by TORT_PUBLISH_TIMEOUT_MS). */
+export const FINAL_PUBLISH_ATTEMPTS = 3;
+
+/** A rule-change notice asks for a full reload when its body is `{"full":true}` (`tortmatch rules refresh --full`). */
+export function noticeAsksFull(data: Uint8Array): boolean {
+  if (data.length === 0 || data.length > 1024) return false;
+  try {
+    return (JSON.parse(new TextDecoder().decode(data)) as { full?: unknown })?.full === true;
+  } catch {
+    return false;
+  }
+}
 
 export interface ServiceDeps {
   readonly config: Config;
@@ -34,8 +49,6 @@ export interface ServiceDeps {
   readonly now?: () => Date;
   /** How long one pull request waits on the server (default 5 s; tests use less). */
   readonly pullExpiresMs?: number;
-  /** Server-side bound on unacknowledged messages across all instances. */
-  readonly maxAckPending?: number;
   /** Passed to createActor: the Stately inspector attaches here. */
   readonly inspect?: (event: InspectionEvent) => void;
 }
@@ -52,6 +65,7 @@ export interface RunningService {
   readonly actor: ActorRefFrom<typeof serviceMachine>;
   readonly stats: ServiceStats;
   readonly limit: ConcurrencyLimit;
+  readonly budget: ByteBudget;
   readonly snapshot$: BehaviorSubject<RuleSnapshot | null>;
   readonly metrics: Metrics;
   /** The rule cache's current state name. */
@@ -82,21 +96,41 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
       ackWaitMs: c.TORT_ACK_WAIT_MS,
       maxDeliver: c.TORT_MAX_DELIVER,
       duplicateWindowMs: c.TORT_DUPLICATE_WINDOW_MS,
-      maxAckPending: deps.maxAckPending ?? 20_000,
+      exhaustedStream: c.TORT_EXHAUSTED_STREAM,
+      maxAckPending: c.TORT_MAX_ACK_PENDING,
       replicas: c.TORT_STREAM_REPLICAS,
     },
     log,
   );
   const js = jetstream(nc);
   const consumer = await js.consumers.get(c.TORT_INPUT_STREAM, c.TORT_CONSUMER);
+  const exhaustedConsumer = await js.consumers.get(c.TORT_EXHAUSTED_STREAM, c.TORT_CONSUMER);
   const kv = await new Kvm(nc).create(c.TORT_CONFIG_BUCKET, { replicas: c.TORT_STREAM_REPLICAS });
 
   const stats = createServiceStats();
   const limit = createConcurrencyLimit(c.TORT_CONCURRENCY);
   limit.setCap(c.TORT_WAIT_BUFFER); // until the first snapshot: the wait buffer bounds what is pulled
+  const budget = createByteBudget(c.TORT_MAX_INFLIGHT_BYTES);
   const snapshot$ = new BehaviorSubject<RuleSnapshot | null>(null);
-  const loader = createRuleLoader(database, { pageSize: c.TORT_LOAD_PAGE_SIZE, now });
-  const publisher = createPublisher(js, { verdictSubjectPrefix: c.TORT_VERDICT_SUBJECT_PREFIX, deadLetterSubject: c.TORT_DEADLETTER_SUBJECT }, 10_000);
+  /** Emits when the first load failed: the messages waiting for it go back to JetStream. */
+  const giveBack$ = new Subject<void>();
+  const loader = createRuleLoader(database, {
+    pageSize: c.TORT_LOAD_PAGE_SIZE,
+    now,
+    onHardDelete: (counts) => log.info(counts, "rule rows were deleted outright; the refresh reads both tables whole"),
+  });
+  const publisher = createPublisher(js, {
+    subjects: { verdictSubjectPrefix: c.TORT_VERDICT_SUBJECT_PREFIX, deadLetterSubject: c.TORT_DEADLETTER_SUBJECT },
+    timeoutMs: c.TORT_PUBLISH_TIMEOUT_MS,
+    maxPayload: () => nc.info?.max_payload ?? 1024 * 1024,
+  });
+  const settle = {
+    publisher,
+    finalDelivery: c.TORT_MAX_DELIVER,
+    maxPublishAttempts: FINAL_PUBLISH_ATTEMPTS,
+    nakDelayMs: c.TORT_NAK_DELAY_MS,
+    log,
+  };
 
   /** The rule cache's current state name, as last seen (set below once the actor runs). */
   let cacheState = "";
@@ -121,6 +155,8 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
           return snapshot;
         } catch (err) {
           metrics.ruleLoad(kind, "error", (performance.now() - started) / 1000);
+          // The cause, at error level, on every attempt (the machine retries with backoff).
+          log.error({ err: (err as Error).message, loadKind: kind }, "rule load failed");
           throw err;
         }
       }),
@@ -143,7 +179,7 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
       }),
       changeNotices: fromCallback(({ sendBack }) => {
         const sub = nc.subscribe(c.TORT_RULES_CHANGED_SUBJECT, {
-          callback: () => sendBack({ type: "RULES.CHANGED" }),
+          callback: (_err, msg) => sendBack({ type: "RULES.CHANGED", full: noticeAsksFull(msg.data) }),
         });
         return () => sub.unsubscribe();
       }),
@@ -151,12 +187,16 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
         const pipeline = runPipeline({
           consumer,
           limit,
+          budget,
           snapshot$,
+          giveBack$,
           stats,
           pull: { maxBatch: c.TORT_PULL_BATCH, expiresMs: deps.pullExpiresMs ?? 5_000, retryDelayMs: 1_000 },
-          settle: { publisher, maxDeliver: c.TORT_MAX_DELIVER, nakDelayMs: c.TORT_NAK_DELAY_MS, now, log, onMatched: metrics.matched },
+          settle,
           waitBuffer: c.TORT_WAIT_BUFFER,
           ackWaitMs: c.TORT_ACK_WAIT_MS,
+          now,
+          onMatched: metrics.matched,
           log,
           onSettled: (settled, msg) =>
             metrics.messageSettled(settled.outcome, settled.action, Math.max(0, now().getTime() - msg.info.timestampNanos / 1e6) / 1000),
@@ -166,6 +206,20 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
           if (event.type === "DRAIN") void pipeline.drain().then(() => sendBack({ type: "CONSUMER.DRAINED" }));
           if (event.type === "CONFIG.CONCURRENCY") limit.setLimit(event.value);
         });
+      }),
+      exhaustedWorker: fromCallback(() => {
+        const worker = startExhaustedWorker({
+          consumer: exhaustedConsumer,
+          jsm,
+          inputStream: c.TORT_INPUT_STREAM,
+          snapshot: () => snapshot$.value,
+          settle,
+          retryDelayMs: Math.max(c.TORT_NAK_DELAY_MS, 1_000),
+          now,
+          log,
+          onSettled: (settled) => metrics.exhaustedSettled(settled.outcome),
+        });
+        return () => void worker.stop();
       }),
     },
   });
@@ -177,6 +231,7 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
         fullReloadEvery: c.TORT_FULL_RELOAD_EVERY,
         retryBaseMs: c.TORT_RETRY_BASE_MS,
         retryMaxMs: c.TORT_RETRY_MAX_MS,
+        minRefreshGapMs: c.TORT_MIN_REFRESH_GAP_MS,
       },
       drainTimeoutMs: c.TORT_SHUTDOWN_TIMEOUT_MS,
     },
@@ -191,6 +246,7 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
     if (list.length > RECENT_EVENTS) list.shift();
   };
   let lastAttempt = 0;
+  let givenBack = false;
   actor.start();
   const cache = actor.system.get("ruleCache") as ActorRefFrom<typeof ruleCacheMachine>;
   const follow = (s: ReturnType<typeof cache.getSnapshot>) => {
@@ -205,6 +261,15 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
     }
     if (ctx.attempt > lastAttempt && ctx.lastError !== null) {
       remember(errors, { at: now().toISOString(), state, detail: `attempt ${ctx.attempt}: ${ctx.lastError}` });
+      if (snapshot$.value === null && !givenBack) {
+        // The first load failed: hold nothing while retrying. Messages waiting for it go back to
+        // JetStream (healthy instances on the consumer take them), and nothing more is pulled
+        // until a snapshot exists.
+        givenBack = true;
+        limit.setCap(0);
+        giveBack$.next();
+        log.warn({ attempt: ctx.attempt }, "first rule load failed: waiting messages handed back, pulling nothing until rules are loaded");
+      }
     }
     lastAttempt = ctx.attempt;
     if (state !== cacheState) {
@@ -222,6 +287,7 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
     actor,
     stats,
     limit,
+    budget,
     snapshot$,
     metrics,
     ruleCacheState: () => cacheState,

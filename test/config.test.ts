@@ -14,7 +14,7 @@ describe("configuration", () => {
     [{ TORT_REFRESH_INTERVAL_MS: "500" }, /TORT_REFRESH_INTERVAL_MS \(--refresh-interval-ms\): must be 0 \(off\) or 1000\.\.86400000/],
     [{ DATABASE_URL: "postgres://x" }, /DATABASE_URL \(--database-url\): must be a mysql:/],
     [{ LOG_LEVEL: "loud" }, /LOG_LEVEL \(--log-level\)/],
-    [{ TORT_DUPLICATE_WINDOW_MS: "60000" }, /TORT_DUPLICATE_WINDOW_MS: must be at least .* = 160000/],
+    [{ TORT_DUPLICATE_WINDOW_MS: "60000" }, /TORT_DUPLICATE_WINDOW_MS \(--duplicate-window-ms\): must be at least .* = 192000/],
     [{ NATS_USER: "u" }, /NATS_PASSWORD \(--nats-password\): required with NATS_USER/],
     [{ NATS_TLS_CERT_FILE: "/c.pem" }, /give both or neither/],
   ])("rejects %j by name", (env, message) => {

@@ -21,6 +21,12 @@ export interface AwaitSnapshotOptions<T> {
   readonly release: (item: T) => void;
   /** Told the number of waiting items whenever it changes. */
   readonly onWaiting?: (waiting: number) => void;
+  /**
+   * Each emission hands every waiting item back through `release`, and so are
+   * items that arrive after it until a snapshot exists (the first rule load
+   * failed: healthy instances on the same consumer take them).
+   */
+  readonly giveBack$?: Observable<unknown>;
 }
 
 export function awaitSnapshot<T, S>(
@@ -55,10 +61,23 @@ export function awaitSnapshot<T, S>(
         },
         error: (err) => subscriber.error(err),
       });
+      // After a give-back, items that still arrive before a snapshot (an open pull request) go straight back.
+      let handingBack = false;
+      const givingBack = options.giveBack$?.subscribe(() => {
+        handingBack = true;
+        const held = waiting;
+        setWaiting([]);
+        held.forEach(options.release);
+        if (sourceDone) subscriber.complete();
+      });
       const items = source.subscribe({
         next(item) {
           if (current !== null) {
             subscriber.next([item, current] as const);
+            return;
+          }
+          if (handingBack) {
+            options.release(item);
             return;
           }
           if (waiting.length >= options.maxWaiting) {
@@ -84,6 +103,7 @@ export function awaitSnapshot<T, S>(
       return () => {
         items.unsubscribe();
         snapshots.unsubscribe();
+        givingBack?.unsubscribe();
         if (timer !== undefined) clearInterval(timer);
       };
     });

@@ -9,7 +9,26 @@
 import type { Consumer, JsMsg } from "@nats-io/jetstream";
 import { Observable } from "rxjs";
 import type { Logger } from "pino";
+import type { ByteBudget } from "../gate/byte-budget.js";
 import type { ConcurrencyLimit } from "../gate/concurrency-limit.js";
+import { MAX_RESULT_BYTES } from "./decode-result.js";
+
+/**
+ * Bytes reserved for each message a pull request asks for: the largest
+ * accepted result with its subject and headers. nats.js cannot bound a fetch
+ * by messages and bytes at once, so a request reserves the worst case per
+ * message, and each message that arrives gives back what it did not use.
+ */
+export const MESSAGE_RESERVE_BYTES = MAX_RESULT_BYTES + 64 * 1024;
+
+/** A pulled message and the bytes of the budget it holds until settled. */
+export interface PulledMessage {
+  readonly msg: JsMsg;
+  readonly bytes: number;
+}
+
+/** A message's bytes as held in the process, about: body, headers, subject and reply subject. */
+const sizeOf = (msg: JsMsg) => msg.data.length + (msg.headers ? 64 + msg.headers.toString().length : 0) + msg.subject.length + 128;
 
 export interface PullOptions {
   /** Most messages one pull request asks for. */
@@ -37,12 +56,12 @@ const pause = (ms: number, signal: AbortSignal) =>
 
 /**
  * Messages of a durable consumer. Each emitted message holds one credit of
- * `limit`: whoever settles it must `limit.release(1)`. Unsubscribing stops at
- * once; `drainSignal` stops gracefully. Messages already delivered keep their
- * credits until settled.
+ * `limit` and `bytes` of `budget`: whoever settles it must release both.
+ * Unsubscribing stops at once; `drainSignal` stops gracefully. Messages
+ * already delivered keep their credits until settled.
  */
-export function pullMessages(consumer: Consumer, limit: ConcurrencyLimit, options: PullOptions, log: Logger): Observable<JsMsg> {
-  return new Observable<JsMsg>((subscriber) => {
+export function pullMessages(consumer: Consumer, limit: ConcurrencyLimit, budget: ByteBudget, options: PullOptions, log: Logger): Observable<PulledMessage> {
+  return new Observable<PulledMessage>((subscriber) => {
     const stop = new AbortController();
     const open = new Set<{ stop(): void }>();
     // Either signal ends the loop; only unsubscribing (stop) cancels open requests.
@@ -66,7 +85,10 @@ export function pullMessages(consumer: Consumer, limit: ConcurrencyLimit, option
         try {
           for await (const msg of batch) {
             received++;
-            subscriber.next(msg);
+            // The message keeps what it holds of its reserve, and gives back the rest.
+            const charge = Math.min(sizeOf(msg), MESSAGE_RESERVE_BYTES);
+            budget.release(MESSAGE_RESERVE_BYTES - charge);
+            subscriber.next({ msg, bytes: charge });
           }
         } finally {
           open.delete(batch);
@@ -78,6 +100,7 @@ export function pullMessages(consumer: Consumer, limit: ConcurrencyLimit, option
         }
       } finally {
         limit.release(credits - received);
+        budget.release((credits - received) * MESSAGE_RESERVE_BYTES);
         running--;
         maybeComplete();
       }
@@ -91,7 +114,18 @@ export function pullMessages(consumer: Consumer, limit: ConcurrencyLimit, option
         } catch {
           break; // stopping
         }
-        void drainOne(credits);
+        let bytes: number;
+        try {
+          bytes = await budget.acquire(MESSAGE_RESERVE_BYTES, credits * MESSAGE_RESERVE_BYTES, noMorePulls);
+        } catch {
+          limit.release(credits);
+          break; // stopping
+        }
+        // As many messages as the bytes reserve allows; the rest goes back.
+        const asked = Math.min(credits, Math.floor(bytes / MESSAGE_RESERVE_BYTES));
+        limit.release(credits - asked);
+        budget.release(bytes - asked * MESSAGE_RESERVE_BYTES);
+        void drainOne(asked);
       }
       loopEnded = true;
       maybeComplete();

@@ -5,7 +5,7 @@
  * redeliveries, which is widened (a too-short window could let a redelivered
  * input yield a second verdict).
  */
-import { AckPolicy, DeliverPolicy, type JetStreamManager, type StreamConfig } from "@nats-io/jetstream";
+import { AckPolicy, DeliverPolicy, JetStreamApiCodes, JetStreamApiError, type JetStreamManager, type StreamConfig } from "@nats-io/jetstream";
 import { nanos } from "@nats-io/nats-core";
 import type { Logger } from "pino";
 
@@ -18,15 +18,23 @@ export interface TopologyOptions {
   readonly deadLetterStream: string;
   readonly deadLetterSubject: string;
   readonly ackWaitMs: number;
+  /** The last delivery tortmatch settles for good; the consumer's max_deliver is one more. */
   readonly maxDeliver: number;
   readonly duplicateWindowMs: number;
+  /** The stream that keeps the consumer's max-deliveries advisories, and its durable consumer (named as the input's). */
+  readonly exhaustedStream: string;
   /** Server-side bound on messages awaiting ack across every instance. */
   readonly maxAckPending: number;
   /** Replicas of each stream created (the consumer follows its stream). */
   readonly replicas: number;
 }
 
-const isNotFound = (err: unknown) => /not found/i.test(String((err as Error)?.message));
+/** The server's answer "no such stream" or "no such consumer", by its API error code. */
+export const isNotFound = (err: unknown) =>
+  err instanceof JetStreamApiError && (err.code === JetStreamApiCodes.StreamNotFound || err.code === JetStreamApiCodes.ConsumerNotFound);
+
+/** The server's subject for the advisory it publishes when a message of `consumer` runs out of deliveries. */
+export const maxDeliveriesAdvisory = (stream: string, consumer: string) => `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${stream}.${consumer}`;
 
 async function ensureStream(jsm: JetStreamManager, config: Partial<StreamConfig> & { name: string }, minDuplicateWindowMs: number | null, log: Logger): Promise<void> {
   try {
@@ -58,13 +66,31 @@ export async function ensureTopology(jsm: JetStreamManager, o: TopologyOptions, 
     o.duplicateWindowMs,
     log,
   );
-  const wanted = { ack_wait: nanos(o.ackWaitMs), max_deliver: o.maxDeliver, max_ack_pending: o.maxAckPending };
+  await ensureStream(
+    jsm,
+    { name: o.exhaustedStream, subjects: [maxDeliveriesAdvisory(o.inputStream, o.consumer)], num_replicas: replicas },
+    null,
+    log,
+  );
+  await ensureConsumer(jsm, o.inputStream, o.consumer, { ack_wait: nanos(o.ackWaitMs), max_deliver: o.maxDeliver + 1, max_ack_pending: o.maxAckPending }, log);
+  // The exhausted-deliveries worker: few messages, each settled with a get and a publish.
+  await ensureConsumer(jsm, o.exhaustedStream, o.consumer, { ack_wait: nanos(o.ackWaitMs), max_deliver: 20, max_ack_pending: 1_000 }, log);
+}
+
+async function ensureConsumer(
+  jsm: JetStreamManager,
+  stream: string,
+  name: string,
+  wanted: { ack_wait: number; max_deliver: number; max_ack_pending: number },
+  log: Logger,
+): Promise<void> {
+  const o = { inputStream: stream, consumer: name };
   try {
     const info = await jsm.consumers.info(o.inputStream, o.consumer);
     const c = info.config;
     if (c.ack_wait !== wanted.ack_wait || c.max_deliver !== wanted.max_deliver || c.max_ack_pending !== wanted.max_ack_pending) {
       await jsm.consumers.update(o.inputStream, o.consumer, wanted);
-      log.info({ consumer: o.consumer, ackWaitMs: o.ackWaitMs, maxDeliver: o.maxDeliver, maxAckPending: o.maxAckPending }, "updated consumer settings");
+      log.info({ stream, consumer: name, ...wanted }, "updated consumer settings");
     }
   } catch (err) {
     if (!isNotFound(err)) throw err;

@@ -3,7 +3,7 @@
  * synchronous; it never awaits, never logs and never sees raw bytes.
  */
 import { findAssetSlot, type CompiledRule, type RuleSnapshot } from "./snapshot.js";
-import type { Decision, Hit, RecognitionResult, Verdict, VerdictSource } from "./types.js";
+import type { Checked, Decision, Hit, RecognitionResult, Verdict, VerdictSource } from "./types.js";
 
 const PASS: Decision = Object.freeze({ action: "pass", ruleId: null, hits: Object.freeze([]) as readonly Hit[] });
 
@@ -204,4 +204,18 @@ export function buildVerdict(
     source,
     decidedAt,
   };
+}
+
+/**
+ * The match stage of the pipeline: a decoded input and the snapshot in
+ * service → its verdict, or the reason it is invalid (for the dead letter).
+ */
+export function decideVerdict(
+  checked: Checked<RecognitionResult>,
+  snapshot: RuleSnapshot,
+  source: VerdictSource | null,
+  decidedAt: string,
+): { readonly ok: true; readonly verdict: Verdict } | { readonly ok: false; readonly reason: string } {
+  if (!checked.ok) return checked;
+  return { ok: true, verdict: buildVerdict(checked.value, matchResult(snapshot, checked.value), snapshot.version, source, decidedAt) };
 }

@@ -93,8 +93,15 @@ export function createMetrics(sources: MetricsSources) {
     },
   });
 
+  const exhausted = new Counter({
+    name: "tortmatch_exhausted_total",
+    help: "Inputs whose deliveries ran out unsettled, settled by the exhausted-deliveries worker, by outcome",
+    labelNames: ["outcome"],
+    registers: [registry],
+  });
   return {
     registry,
+    exhaustedSettled: (outcome: Outcome) => exhausted.inc({ outcome }),
     messageSettled(outcome: Outcome, action: VerdictAction | undefined, endToEndSeconds: number | null) {
       messages.inc({ outcome });
       if (action !== undefined && (outcome === "verdict" || outcome === "duplicate-verdict")) verdicts.inc({ action });

@@ -93,6 +93,8 @@ export interface LoadOptions {
   readonly onProgress?: (progress: LoadProgress) => void;
   /** The clock for `loadedAt`; injectable for tests. */
   readonly now?: () => Date;
+  /** Told when an incremental refresh found other row counts than its snapshot (rows deleted outright) and read everything instead. */
+  readonly onHardDelete?: (counts: { expected: { rules: number; properties: number }; found: { rules: number; properties: number } }) => void;
 }
 
 /** One table as the keyset reader sees it: rows come as arrays in `columns` order. */
@@ -146,11 +148,28 @@ async function readPages(
   return rows;
 }
 
+/** Rows in each rule table now. */
+async function countRows(database: RuleDatabase, kind: LoadKind): Promise<{ rules: number; properties: number }> {
+  try {
+    const [[row]] = (await database.pool.query({
+      sql: "SELECT (SELECT COUNT(*) FROM video_tort_rule), (SELECT COUNT(*) FROM video_tort_rule_property)",
+      rowsAsArray: true,
+    })) as unknown as [[[number | string, number | string]]];
+    return { rules: Number(row![0]), properties: Number(row![1]) };
+  } catch (err) {
+    throw new RuleStoreError(`loading rules (${kind}) from ${database.describe} failed: ${describeDatabaseFailure(err)}`, { cause: err });
+  }
+}
+
 /** Reads rule snapshots from MySQL. */
 export interface RuleLoader {
   /** Read both tables whole into a new snapshot. */
   loadFull(options?: LoadOptions): Promise<RuleSnapshot>;
-  /** Apply the rows changed since `previous` was read; `previous` is left untouched. */
+  /**
+   * Apply the rows changed since `previous` was read; `previous` is left
+   * untouched. When rows were deleted outright (the row counts disagree),
+   * this is a full load instead.
+   */
   loadChanges(previous: RuleSnapshot, options?: LoadOptions): Promise<RuleSnapshot>;
 }
 
@@ -188,8 +207,18 @@ export function createRuleLoader(database: RuleDatabase, defaults: LoadOptions =
         cause: err,
       });
     }
+    const table = builder.freeze();
+    if (previous !== null) {
+      // Hard deletes (DELETE, not is_deleted) move no mtime: an incremental read cannot see them.
+      // Row counts can: when the tables hold other counts than the patched snapshot, read everything.
+      const counts = await countRows(database, kind);
+      if (counts.rules !== table.rules.size + table.skippedRules.size || counts.properties !== table.properties.length) {
+        opts.onHardDelete?.({ expected: { rules: table.rules.size + table.skippedRules.size, properties: table.properties.length }, found: counts });
+        return load("full", null, options);
+      }
+    }
     const loadedAt = (opts.now?.() ?? new Date()).toISOString();
-    return compileSnapshot(builder.freeze(), { loadKind: kind, loadedAt });
+    return compileSnapshot(table, { loadKind: kind, loadedAt });
   }
 
   return {

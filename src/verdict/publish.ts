@@ -1,11 +1,14 @@
 /**
  * Verdicts and dead letters leave through JetStream, each awaited until its
  * PubAck, each with a message id derived from the input's stream sequence so
- * a redelivered input can never yield a second verdict or dead letter.
+ * a redelivered input can never yield a second verdict or dead letter. A
+ * publish never throws: it ends in a PublishOutcome that says whether the
+ * stream stored it, knew it already, refused it, or left it unknown.
  */
-import type { JetStreamClient } from "@nats-io/jetstream";
-import { headers } from "@nats-io/transport-node";
+import { JetStreamApiError, type JetStreamClient } from "@nats-io/jetstream";
+import { errors, headers, type MsgHdrs } from "@nats-io/nats-core";
 import type { Verdict, VerdictSource } from "../match/types.js";
+import type { PublishOutcome } from "./decide-settlement.js";
 
 export interface OutputSubjects {
   readonly verdictSubjectPrefix: string;
@@ -14,25 +17,72 @@ export interface OutputSubjects {
 
 /** Nats-Msg-Id of the verdict for an input (spec section 5). */
 export const verdictMsgId = (source: VerdictSource) => `${source.stream}:${source.seq}`;
+/** Nats-Msg-Id of the dead letter for an input. */
+export const deadLetterMsgId = (source: VerdictSource) => `deadletter:${verdictMsgId(source)}`;
 
-export function createPublisher(js: JetStreamClient, subjects: OutputSubjects, timeoutMs: number) {
+/** Longest `Tort-Error` header, in characters. */
+export const MAX_REASON_CHARS = 500;
+/** Room kept for the headers the client and server add to a dead letter (Nats-Msg-Id, the header block's framing). */
+const HEADER_ROOM = 512;
+
+/**
+ * Refused: the stream answered with an error (it checks for a duplicate first,
+ * so a verdict it already holds is never refused), or the client refused to
+ * send (payload over max_payload). Anything else — a timeout, no responders,
+ * a lost connection — leaves the outcome unknown.
+ */
+export function classifyPublishError(err: unknown): PublishOutcome {
+  const error = (err instanceof Error ? err.message : String(err)).replace(/\s+/g, " ").slice(0, MAX_REASON_CHARS);
+  const refused = err instanceof JetStreamApiError || err instanceof errors.InvalidArgumentError;
+  return { kind: "failed", certainty: refused ? "refused" : "unknown", error };
+}
+
+const attempt = async (publish: () => Promise<{ duplicate: boolean }>): Promise<PublishOutcome> => {
+  try {
+    const ack = await publish();
+    return ack.duplicate ? { kind: "duplicate" } : { kind: "stored" };
+  } catch (err) {
+    return classifyPublishError(err);
+  }
+};
+
+/**
+ * A dead letter's body: the original bytes, cut to fit `maxPayload` with its
+ * headers when they would not (the `Tort-Truncated` header then gives the
+ * original length), so an oversized input cannot fail on every delivery.
+ */
+export function fitDeadLetter(data: Uint8Array, h: MsgHdrs, maxPayload: number): Uint8Array {
+  const headerBytes = (h as MsgHdrs & { encode(): Uint8Array }).encode().length + HEADER_ROOM;
+  const room = maxPayload - headerBytes;
+  if (data.length <= room) return data;
+  h.set("Tort-Truncated", String(data.length));
+  return data.subarray(0, Math.max(0, room - 64));
+}
+
+export interface PublisherOptions {
+  readonly subjects: OutputSubjects;
+  /** How long to wait for a PubAck, ms. */
+  readonly timeoutMs: number;
+  /** The server's max_payload, bytes (read from the connection's INFO). */
+  readonly maxPayload: () => number;
+}
+
+export function createPublisher(js: JetStreamClient, o: PublisherOptions) {
   const encoder = new TextEncoder();
   return {
-    /** Publish the verdict for `source` to `<prefix>.<action>`; resolves once the stream stored it (or knew it already). */
-    async publishVerdict(verdict: Verdict, source: VerdictSource): Promise<{ duplicate: boolean }> {
-      const ack = await js.publish(`${subjects.verdictSubjectPrefix}.${verdict.action}`, encoder.encode(JSON.stringify(verdict)), {
-        msgID: verdictMsgId(source),
-        timeout: timeoutMs,
-      });
-      return { duplicate: ack.duplicate };
+    /** Publish the verdict for `source` to `<prefix>.<action>`. */
+    publishVerdict(verdict: Verdict, source: VerdictSource): Promise<PublishOutcome> {
+      const body = encoder.encode(JSON.stringify(verdict));
+      return attempt(() => js.publish(`${o.subjects.verdictSubjectPrefix}.${verdict.action}`, body, { msgID: verdictMsgId(source), timeout: o.timeoutMs }));
     },
     /** Publish the original bytes with the reason in headers (spec section 6). */
-    async publishDeadLetter(data: Uint8Array, source: VerdictSource, reason: string): Promise<void> {
+    publishDeadLetter(data: Uint8Array, source: VerdictSource, reason: string): Promise<PublishOutcome> {
       const h = headers();
-      h.set("Tort-Error", reason.replace(/[\r\n]+/g, " "));
+      h.set("Tort-Error", reason.replace(/[\r\n]+/g, " ").slice(0, MAX_REASON_CHARS));
       h.set("Tort-Source-Stream", source.stream);
       h.set("Tort-Source-Seq", String(source.seq));
-      await js.publish(subjects.deadLetterSubject, data, { msgID: `deadletter:${verdictMsgId(source)}`, headers: h, timeout: timeoutMs });
+      const body = fitDeadLetter(data, h, o.maxPayload());
+      return attempt(() => js.publish(o.subjects.deadLetterSubject, body, { msgID: deadLetterMsgId(source), headers: h, timeout: o.timeoutMs }));
     },
   };
 }

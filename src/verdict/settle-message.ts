@@ -1,81 +1,117 @@
 /**
- * One message, from bytes to settlement: decode → match → publish the verdict
- * (awaiting its PubAck) → ack. An invalid message becomes a dead letter and is
- * terminated (never retried); a failed publish is nak'ed with a delay, and on
- * its last delivery becomes a dead letter too.
+ * The thin executor of decideSettlement: it performs each step against
+ * JetStream (publish the verdict, publish the dead letter, ack, nak, term)
+ * and asks the decision again, until the message is settled. It neither
+ * decodes nor matches: it is handed the decode outcome and the verdict.
  */
 import type { JsMsg } from "@nats-io/jetstream";
 import type { Logger } from "pino";
-import { decodeResult } from "../ingest/decode-result.js";
-import { buildVerdict, matchResult } from "../match/match-result.js";
-import type { RuleSnapshot } from "../match/snapshot.js";
-import type { VerdictAction, VerdictSource } from "../match/types.js";
-import type { Outcome } from "../ops/service-stats.js";
+import type { Verdict, VerdictAction, VerdictSource } from "../match/types.js";
+import { decideSettlement, type PublishOutcome, type SettlementFacts, type SettlementOutcome } from "./decide-settlement.js";
 import type { Publisher } from "./publish.js";
 
 export interface SettleOptions {
   readonly publisher: Publisher;
-  /** The consumer's max_deliver: the delivery after which nothing comes back. */
-  readonly maxDeliver: number;
+  /** The last delivery the service settles for good (TORT_MAX_DELIVER); the consumer allows one more. */
+  readonly finalDelivery: number;
+  /** Verdict publishes on the final delivery, at most. */
+  readonly maxPublishAttempts: number;
   readonly nakDelayMs: number;
-  readonly now: () => Date;
   readonly log: Logger;
-  /** Told how long decoding and matching took, in seconds (for the match-latency histogram). */
-  readonly onMatched?: (seconds: number) => void;
 }
 
-/** What to do with a message whose verdict could not be published. */
-export function settlementAfterFailure(deliveryCount: number, maxDeliver: number): "nak" | "dead-letter" {
-  return deliveryCount >= maxDeliver ? "dead-letter" : "nak";
-}
+/** What the pipeline hands over: the message and either its verdict or why it is invalid. */
+export type Decided = { readonly ok: true; readonly verdict: Verdict } | { readonly ok: false; readonly reason: string };
 
 export interface Settled {
-  readonly outcome: Outcome;
+  readonly outcome: SettlementOutcome;
   readonly action?: VerdictAction;
 }
 
-const errorText = (err: unknown) => (err instanceof Error ? err.message : String(err));
+/** The input's source, from the message's reply subject: parsed once. */
+export const sourceOf = (msg: JsMsg): VerdictSource => ({ stream: msg.info.stream, seq: msg.seq });
 
-export async function settleMessage(msg: JsMsg, snapshot: RuleSnapshot, o: SettleOptions): Promise<Settled> {
-  const source: VerdictSource = { stream: msg.info.stream, seq: msg.seq };
+/**
+ * What the executor settles: a delivered JetStream message, or (for the
+ * exhausted-deliveries worker) an input read back from its stream, settled
+ * by acknowledging the advisory that named it.
+ */
+export interface Settleable {
+  readonly data: Uint8Array;
+  readonly source: VerdictSource;
+  readonly delivery: number;
+  ack(): void;
+  nak(delayMs: number): void;
+  term(): void;
+  /** Extends the ack wait while a publish is retried. */
+  working(): void;
+}
 
-  const deadLetter = async (reason: string): Promise<Settled> => {
-    try {
-      await o.publisher.publishDeadLetter(msg.data, source, reason);
-    } catch (err) {
-      if (settlementAfterFailure(msg.info.deliveryCount, o.maxDeliver) === "dead-letter") {
-        // Nothing will bring it back: say where it is so it can be replayed by hand.
-        o.log.error({ ...source, reason, err: errorText(err) }, "dead letter could not be published on the last delivery; message left unsettled");
-        msg.nak(o.nakDelayMs);
-        return { outcome: "stuck" };
-      }
-      o.log.warn({ ...source, err: errorText(err) }, "dead letter publish failed; will retry");
-      msg.nak(o.nakDelayMs);
-      return { outcome: "retry" };
-    }
-    // Server 2.9 ignores a reason given to term(): the reason travels in the dead letter's headers.
-    msg.term();
-    return { outcome: "dead-letter" };
+/** A delivered input message as a Settleable. */
+export function deliveredMessage(msg: JsMsg): Settleable {
+  const info = msg.info;
+  return {
+    data: msg.data,
+    source: { stream: info.stream, seq: msg.seq },
+    delivery: info.deliveryCount,
+    ack: () => msg.ack(),
+    nak: (delayMs) => msg.nak(delayMs),
+    term: () => msg.term(),
+    working: () => msg.working(),
   };
+}
 
-  const startedAt = performance.now();
-  const checked = decodeResult(msg.data);
-  if (!checked.ok) return deadLetter(checked.reason);
-
-  const decision = matchResult(snapshot, checked.value);
-  o.onMatched?.((performance.now() - startedAt) / 1000);
-  const verdict = buildVerdict(checked.value, decision, snapshot.version, source, o.now().toISOString());
-  try {
-    const { duplicate } = await o.publisher.publishVerdict(verdict, source);
-    msg.ack();
-    return { outcome: duplicate ? "duplicate-verdict" : "verdict", action: decision.action };
-  } catch (err) {
-    const delivery = msg.info.deliveryCount;
-    if (settlementAfterFailure(delivery, o.maxDeliver) === "dead-letter") {
-      return deadLetter(`verdict publish failed on delivery ${delivery} of ${o.maxDeliver}: ${errorText(err)}`);
+export async function settleMessage(msg: Settleable, decided: Decided, o: SettleOptions): Promise<Settled> {
+  const source = msg.source;
+  const verdictAttempts: PublishOutcome[] = [];
+  let deadLetter: PublishOutcome | undefined;
+  const facts = (): SettlementFacts => ({
+    decoded: decided.ok ? { ok: true } : decided,
+    delivery: msg.delivery,
+    finalDelivery: o.finalDelivery,
+    maxPublishAttempts: o.maxPublishAttempts,
+    verdictAttempts,
+    ...(deadLetter !== undefined ? { deadLetter } : {}),
+  });
+  for (;;) {
+    const step = decideSettlement(facts());
+    switch (step.do) {
+      case "publish-verdict":
+        if (verdictAttempts.length > 0) msg.working(); // a retry on the final delivery: keep the ack wait ahead of it
+        verdictAttempts.push(await o.publisher.publishVerdict((decided as Extract<Decided, { ok: true }>).verdict, source));
+        continue;
+      case "publish-dead-letter":
+        deadLetter = await o.publisher.publishDeadLetter(msg.data, source, step.reason);
+        continue;
+      case "ack":
+        // Outside any publish: an ack that throws (connection closing) is not a failed publish.
+        // The input comes back after ack wait, and its verdict is then a known duplicate.
+        try {
+          msg.ack();
+        } catch (err) {
+          o.log.warn({ ...source, err: (err as Error).message }, "ack failed after the verdict was stored; the redelivery will find it a duplicate");
+        }
+        return { outcome: step.outcome, action: (decided as Extract<Decided, { ok: true }>).verdict.action };
+      case "term":
+        // Server 2.9 ignores a reason given to term(): the reason travels in the dead letter's headers.
+        try {
+          msg.term();
+        } catch (err) {
+          o.log.warn({ ...source, err: (err as Error).message }, "term failed after the dead letter was stored");
+        }
+        return { outcome: step.outcome };
+      case "nak":
+        if (step.outcome === "stuck") {
+          o.log.error({ ...source, delivery: msg.delivery, why: step.why }, "message not settled on its final delivery; the exhausted-deliveries worker takes it over");
+        } else {
+          o.log.warn({ ...source, delivery: msg.delivery, why: step.why }, "message not settled; nak with delay");
+        }
+        try {
+          msg.nak(o.nakDelayMs);
+        } catch {
+          // The connection is gone: ack wait brings it back.
+        }
+        return { outcome: step.outcome };
     }
-    o.log.warn({ ...source, delivery, err: errorText(err) }, "verdict publish failed; nak with delay");
-    msg.nak(o.nakDelayMs);
-    return { outcome: "retry" };
   }
 }

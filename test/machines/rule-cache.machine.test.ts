@@ -14,7 +14,7 @@ const snapshotNamed = (version: string, loadKind: "full" | "incremental" = "full
   ({ version, loadKind, loadedAt: "2026-11-28T00:00:00.000Z" }) as RuleSnapshot;
 const settle = () => new Promise((resolve) => setImmediate(resolve));
 
-function harness(options: { refreshIntervalMs?: number; fullReloadEvery?: number } = {}) {
+function harness(options: { refreshIntervalMs?: number; fullReloadEvery?: number; minRefreshGapMs?: number } = {}) {
   const loads: PendingLoad[] = [];
   let closed = 0;
   const visited = new Set<string>();
@@ -33,7 +33,7 @@ function harness(options: { refreshIntervalMs?: number; fullReloadEvery?: number
   });
   const actor = createActor(machine, {
     clock,
-    input: { refreshIntervalMs: options.refreshIntervalMs ?? 60_000, fullReloadEvery: options.fullReloadEvery ?? 3, retryBaseMs: 1_000, retryMaxMs: 8_000 },
+    input: { refreshIntervalMs: options.refreshIntervalMs ?? 60_000, fullReloadEvery: options.fullReloadEvery ?? 3, retryBaseMs: 1_000, retryMaxMs: 8_000, minRefreshGapMs: options.minRefreshGapMs ?? 0 },
   });
   actor.subscribe((s) => visited.add(String(s.value)));
   actor.start();
@@ -129,6 +129,60 @@ describe("rule-cache machine", () => {
     h.clock.increment(2_000);
     expect(h.state()).toBe("refreshing");
     expect(h.ctx().refreshIntervalMs).toBe(2_000);
+  });
+
+  it("a flood of notices makes at most one refresh per minimum gap", async () => {
+    const h = harness({ refreshIntervalMs: 0, minRefreshGapMs: 1_000 });
+    h.actor.send({ type: "START" });
+    h.loads[0]!.resolve(snapshotNamed("v1"));
+    await settle();
+    for (let k = 0; k < 500; k++) h.actor.send({ type: "REFRESH", reason: "notice" });
+    expect(h.state()).toBe("ready"); // within the gap after the load: remembered, not started
+    expect(h.loads).toHaveLength(1);
+    h.clock.increment(999);
+    expect(h.loads).toHaveLength(1);
+    h.clock.increment(1);
+    expect(h.state()).toBe("refreshing");
+    expect(h.loads).toHaveLength(2);
+    h.loads[1]!.resolve(snapshotNamed("v2", "incremental"));
+    await settle();
+    // 10 seconds of notices every 10 ms: one refresh per gap, never more.
+    for (let ms = 0; ms < 10_000; ms += 10) {
+      h.actor.send({ type: "REFRESH", reason: "notice" });
+      h.clock.increment(10);
+      const open = h.loads.at(-1)!;
+      if (h.state() === "refreshing" && !(open as { done?: boolean }).done) {
+        (open as { done?: boolean }).done = true;
+        open.resolve(snapshotNamed(`v${h.loads.length + 1}`, "incremental"));
+        await settle();
+      }
+    }
+    expect(h.loads.length).toBeGreaterThanOrEqual(10);
+    expect(h.loads.length).toBeLessThanOrEqual(2 + 10);
+    // Once the gap has passed, a notice starts a refresh at once.
+    h.clock.increment(5_000);
+    await settle();
+    const before = h.loads.length;
+    h.actor.send({ type: "REFRESH", reason: "notice" });
+    expect(h.loads).toHaveLength(before + 1);
+  });
+
+  it("a notice asking for a full reload makes the next refresh full, even after a failure", async () => {
+    const h = harness({ refreshIntervalMs: 0, fullReloadEvery: 100 });
+    h.actor.send({ type: "START" });
+    h.loads[0]!.resolve(snapshotNamed("v1"));
+    await settle();
+    h.actor.send({ type: "REFRESH", reason: "notice" });
+    expect(h.loads[1]!.input.mode).toBe("incremental");
+    h.loads[1]!.resolve(snapshotNamed("v2", "incremental"));
+    await settle();
+    h.actor.send({ type: "REFRESH", reason: "manual", full: true });
+    expect(h.loads[2]!.input.mode).toBe("full");
+    h.loads[2]!.reject(new Error("lost connection"));
+    await settle();
+    h.clock.increment(1_000);
+    expect(h.state()).toBe("refreshing");
+    expect(h.loads[3]!.input.mode).toBe("full");
   });
 
   it("stops from any state: a running load is aborted and the rule source closed", async () => {

@@ -36,7 +36,7 @@ describe("Stately inspector bridge", () => {
     const snapshot = exampleSnapshot();
     const actor = createActor(
       ruleCacheMachine.provide({ actors: { loadRules: fromPromise<RuleSnapshot, LoadRulesInput>(async () => snapshot) } }),
-      { input: { refreshIntervalMs: 0, fullReloadEvery: 10, retryBaseMs: 10, retryMaxMs: 100 }, inspect: bridge.inspect },
+      { input: { refreshIntervalMs: 0, fullReloadEvery: 10, retryBaseMs: 10, retryMaxMs: 100, minRefreshGapMs: 0 }, inspect: bridge.inspect },
     );
     actor.start();
     actor.send({ type: "START" });

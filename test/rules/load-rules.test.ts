@@ -76,10 +76,20 @@ describe("rule loader", () => {
     expect(after.version).not.toBe(before.version);
     expect(decide(before, song).ruleId).toBe(1); // old snapshot still serves the old rules
 
-    // A hard delete is invisible to an incremental refresh, and caught by a full one.
+    // A hard delete moves no mtime, but changes the row count: the refresh reads everything.
     await t.database.pool.query("DELETE FROM video_tort_rule WHERE id = 7");
-    expect(decide(await loader.loadChanges(after), song).ruleId).toBe(7);
-    expect(decide(await loader.loadFull(), song).action).toBe("pass");
+    const deleted = await loader.loadChanges(after);
+    expect(deleted.loadKind).toBe("full");
+    expect(decide(deleted, song).action).toBe("pass");
+    // So does a property deleted outright.
+    await t.database.pool.query("UPDATE video_tort_rule SET state = 1 WHERE id = 1");
+    const restored = await loader.loadChanges(deleted);
+    expect(restored.loadKind).toBe("incremental");
+    expect(decide(restored, song).ruleId).toBe(1);
+    await t.database.pool.query("DELETE FROM video_tort_rule_property WHERE rule_id = 1 AND kind = 'asset'");
+    const withoutAsset = await loader.loadChanges(restored);
+    expect(withoutAsset.loadKind).toBe("full");
+    expect(decide(withoutAsset, song).ruleId).not.toBe(1);
   });
 
   it("names host and error, never the password, when the database is unreachable", async () => {

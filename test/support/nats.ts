@@ -25,6 +25,7 @@ export function uniqueNames(): Record<string, string> {
     TORT_DEADLETTER_SUBJECT: `t${id}.deadletter`,
     TORT_RULES_CHANGED_SUBJECT: `t${id}.rules.changed`,
     TORT_CONFIG_BUCKET: `cfg_${id}`,
+    TORT_EXHAUSTED_STREAM: `T_EXH_${id}`,
   };
 }
 
@@ -34,6 +35,7 @@ export function testConfig(databaseUrl: string, overrides: Record<string, string
     DATABASE_URL: databaseUrl,
     LOG_LEVEL: "silent",
     TORT_ACK_WAIT_MS: "5000",
+    TORT_PUBLISH_TIMEOUT_MS: "1500",
     TORT_NAK_DELAY_MS: "200",
     TORT_DUPLICATE_WINDOW_MS: "120000",
     TORT_RETRY_BASE_MS: "100",
@@ -120,7 +122,7 @@ export async function eventually<T>(check: () => Promise<T> | T, what: string, t
 /** Delete every stream and the bucket a test config names. */
 export async function removeTopology(nc: NatsConnection, config: Config): Promise<void> {
   const jsm = await jetstreamManager(nc);
-  for (const stream of [config.TORT_INPUT_STREAM, config.TORT_VERDICT_STREAM, config.TORT_DEADLETTER_STREAM, `KV_${config.TORT_CONFIG_BUCKET}`]) {
+  for (const stream of [config.TORT_INPUT_STREAM, config.TORT_VERDICT_STREAM, config.TORT_DEADLETTER_STREAM, config.TORT_EXHAUSTED_STREAM, `KV_${config.TORT_CONFIG_BUCKET}`]) {
     await jsm.streams.delete(stream).catch(() => {});
   }
 }
