@@ -72,6 +72,13 @@ configCommand
     await configSet(key, value);
   });
 configCommand
+  .command("unset <key>")
+  .description("delete a key: running instances go back to the environment's value")
+  .action(async (key: string) => {
+    const { configUnset } = await import("./ops-commands.js");
+    await configUnset(key);
+  });
+configCommand
   .command("get")
   .description("show the live configuration keys")
   .action(async () => {
@@ -84,9 +91,28 @@ program
   .description("rule cache operations")
   .command("refresh")
   .description("publish the rule-change notice: every running instance refreshes its snapshot now")
-  .action(async () => {
+  .option("--full", "read both rule tables whole (not only the rows changed since the last load)")
+  .action(async (opts: { full?: boolean }) => {
     const { notifyRulesChanged } = await import("./ops-commands.js");
-    await notifyRulesChanged();
+    await notifyRulesChanged(opts);
+  });
+
+program
+  .command("publish")
+  .description("publish each line of an NDJSON file as a recognition result, for a running service to match")
+  .requiredOption("--in <file>", "NDJSON recognition results (one JSON object a line)")
+  .action(async (opts: { in: string }) => {
+    const { publishResults } = await import("./ops-commands.js");
+    await publishResults(opts.in);
+  });
+
+program
+  .command("teardown")
+  .description("delete what `run` created: its streams (with their messages and consumers) and the config bucket")
+  .option("--yes", "really delete them (without it, the command lists them and fails)")
+  .action(async (opts: { yes?: boolean }) => {
+    const { teardown } = await import("./ops-commands.js");
+    await teardown(opts);
   });
 
 withConfigFlags(

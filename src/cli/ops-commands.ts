@@ -1,5 +1,12 @@
-/** Small operator commands: live config in KV, and the rule-change notice. */
+/**
+ * Small operator commands: live config in KV, the rule-change notice,
+ * feeding results to a running service, and removing what `run` created.
+ */
+import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
+import { createReadStream } from "node:fs";
+import { createInterface } from "node:readline";
+import { isNotFound } from "../ingest/topology.js";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { loadConfig } from "../config.js";
 import { connectNats } from "../ingest/nats-connection.js";
@@ -36,10 +43,88 @@ export const configGet = () =>
     }
   });
 
-/** `tortmatch rules refresh`: publish the change notice; every running instance refreshes now. */
-export const notifyRulesChanged = () =>
+/** `tortmatch config unset KEY`: delete the key; running instances go back to the environment's value. */
+export const configUnset = (key: string) =>
   withNats(async (nc, config) => {
-    nc.publish(config.TORT_RULES_CHANGED_SUBJECT);
+    if (!isLiveConfigKey(key)) throw new Error(`unknown key ${JSON.stringify(key)}: one of ${LIVE_CONFIG_KEYS.join(", ")}`);
+    const kv = await new Kvm(nc).create(config.TORT_CONFIG_BUCKET);
+    await kv.delete(key);
+    process.stdout.write(`${config.TORT_CONFIG_BUCKET}.${key} unset: running instances use the environment's value\n`);
+  });
+
+/** `tortmatch rules refresh [--full]`: publish the change notice; every running instance refreshes now (`--full`: reads both tables whole). */
+export const notifyRulesChanged = (options: { full?: boolean } = {}) =>
+  withNats(async (nc, config) => {
+    nc.publish(config.TORT_RULES_CHANGED_SUBJECT, options.full ? JSON.stringify({ full: true }) : undefined);
     await nc.flush();
-    process.stdout.write(`notice published on ${config.TORT_RULES_CHANGED_SUBJECT}\n`);
+    process.stdout.write(`${options.full ? "full-reload " : ""}notice published on ${config.TORT_RULES_CHANGED_SUBJECT}\n`);
+  });
+
+/** Publishes awaiting their PubAcks at once, at most (bounds memory and the server's inflow). */
+const PUBLISH_WINDOW = 256;
+
+/**
+ * `tortmatch publish --in FILE`: each non-empty line of an NDJSON file as one
+ * recognition result on the input subjects (the input stream is created when
+ * missing, as `run` creates it), each awaited until its PubAck. Lines are
+ * sent as they are: the service dead-letters the invalid ones.
+ */
+export const publishResults = (file: string) =>
+  withNats(async (nc, config) => {
+    const jsm = await jetstreamManager(nc);
+    const subjects = config.TORT_INPUT_SUBJECTS.split(",");
+    try {
+      await jsm.streams.info(config.TORT_INPUT_STREAM);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+      await jsm.streams.add({ name: config.TORT_INPUT_STREAM, subjects, num_replicas: config.TORT_STREAM_REPLICAS });
+    }
+    // A concrete subject under the first pattern: fingerprint.results.> → fingerprint.results.cli
+    const subject = subjects[0]!.replace(/>$/, "cli").replaceAll("*", "cli");
+    const js = jsm.jetstream();
+    const encoder = new TextEncoder();
+    let published = 0;
+    let window: Promise<unknown>[] = [];
+    const lines = createInterface({ input: createReadStream(file), crlfDelay: Infinity });
+    for await (const line of lines) {
+      if (line.trim() === "") continue;
+      window.push(js.publish(subject, encoder.encode(line)));
+      published++;
+      if (window.length === PUBLISH_WINDOW) {
+        await Promise.all(window);
+        window = [];
+      }
+    }
+    await Promise.all(window);
+    process.stdout.write(`published ${published} results to ${subject} (stream ${config.TORT_INPUT_STREAM})\n`);
+  });
+
+/** What `run` creates: its streams (the consumers go with them) and the KV bucket. */
+export function createdBy(config: ReturnType<typeof loadConfig>) {
+  return {
+    streams: [config.TORT_INPUT_STREAM, config.TORT_VERDICT_STREAM, config.TORT_DEADLETTER_STREAM, config.TORT_EXHAUSTED_STREAM],
+    bucket: config.TORT_CONFIG_BUCKET,
+  };
+}
+
+/**
+ * `tortmatch teardown --yes`: delete what `run` created — the input, verdict,
+ * dead-letter and exhausted-deliveries streams (with the durable consumers)
+ * and the config bucket. Without `--yes` it only lists them and fails.
+ */
+export const teardown = (options: { yes?: boolean }) =>
+  withNats(async (nc, config) => {
+    const { streams, bucket } = createdBy(config);
+    const listing = `streams ${streams.join(", ")} (with every message and consumer in them) and KV bucket ${bucket}`;
+    if (!options.yes) throw new Error(`teardown deletes ${listing}; run it again with --yes to do so`);
+    const jsm = await jetstreamManager(nc);
+    for (const stream of [...streams, `KV_${bucket}`]) {
+      try {
+        await jsm.streams.delete(stream);
+        process.stdout.write(`deleted ${stream}\n`);
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+        process.stdout.write(`${stream}: not there\n`);
+      }
+    }
   });

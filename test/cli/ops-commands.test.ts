@@ -1,7 +1,12 @@
+import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { runCli } from "../support/cli.js";
-import { connectTest, uniqueNames } from "../support/nats.js";
+import { connectTest, readStream, removeTopology, testConfig, uniqueNames } from "../support/nats.js";
+import { resultLines } from "../support/service.js";
 
 const names = uniqueNames();
 const env = { NATS_URL: names.NATS_URL!, TORT_CONFIG_BUCKET: names.TORT_CONFIG_BUCKET!, TORT_RULES_CHANGED_SUBJECT: names.TORT_RULES_CHANGED_SUBJECT! };
@@ -25,6 +30,50 @@ describe("operator commands", () => {
     const get = await runCli(["config", "get"], env);
     expect(get.stdout).toContain("concurrency = 128");
     expect(get.stdout).toContain("refresh_interval_ms = (unset: environment default)");
+    const unset = await runCli(["config", "unset", "concurrency"], env);
+    expect(unset.code, unset.stderr).toBe(0);
+    expect((await runCli(["config", "get"], env)).stdout).toContain("concurrency = (unset: environment default)");
+  });
+
+  it("publish feeds an NDJSON file to the input stream, each line one message, blank lines skipped", async () => {
+    const all = uniqueNames();
+    const config = testConfig("mysql://root@127.0.0.1:3306/test", all);
+    const dir = mkdtempSync(join(tmpdir(), "tortmatch-publish-"));
+    const lines = resultLines(700);
+    writeFileSync(join(dir, "in.ndjson"), `${lines.slice(0, 400).join("\n")}\n\n${lines.slice(400).join("\n")}\n`);
+    const run = await runCli(["publish", "--in", join(dir, "in.ndjson")], all);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toContain("published 700 results");
+    const nc = await connectTest();
+    const stored = await readStream(nc, config.TORT_INPUT_STREAM);
+    expect(stored.map((m) => m.string())).toEqual(lines);
+    await removeTopology(nc, config);
+    await nc.drain();
+  });
+
+  it("teardown lists what it would delete and refuses without --yes; with it, deletes the streams and the bucket", async () => {
+    const all = uniqueNames();
+    const config = testConfig("mysql://root@127.0.0.1:3306/test", all);
+    const nc = await connectTest();
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.add({ name: config.TORT_INPUT_STREAM, subjects: [config.TORT_INPUT_SUBJECTS] });
+    await jsm.streams.add({ name: config.TORT_VERDICT_STREAM, subjects: [`${config.TORT_VERDICT_SUBJECT_PREFIX}.>`] });
+    await new Kvm(nc).create(config.TORT_CONFIG_BUCKET);
+    const refused = await runCli(["teardown"], all);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(config.TORT_INPUT_STREAM);
+    expect(refused.stderr).toContain("--yes");
+    expect((await jsm.streams.info(config.TORT_INPUT_STREAM)).config.name).toBe(config.TORT_INPUT_STREAM);
+    const done = await runCli(["teardown", "--yes"], all);
+    expect(done.code, done.stderr).toBe(0);
+    expect(done.stdout).toContain(`deleted ${config.TORT_INPUT_STREAM}`);
+    expect(done.stdout).toContain(`${config.TORT_DEADLETTER_STREAM}: not there`);
+    const names: string[] = [];
+    for await (const n of jsm.streams.names()) names.push(n);
+    expect(names).not.toContain(config.TORT_INPUT_STREAM);
+    expect(names).not.toContain(config.TORT_VERDICT_STREAM);
+    expect(names).not.toContain(`KV_${config.TORT_CONFIG_BUCKET}`);
+    await nc.drain();
   });
 
   it("rules refresh publishes the change notice", async () => {
@@ -38,6 +87,14 @@ describe("operator commands", () => {
     const run = await runCli(["rules", "refresh"], env);
     expect(run.code, run.stderr).toBe(0);
     expect(await got).toBe(true);
+    const full = nc.subscribe(env.TORT_RULES_CHANGED_SUBJECT, { max: 1 });
+    const body = (async () => {
+      for await (const m of full) return m.string();
+      return "";
+    })();
+    await nc.flush();
+    expect((await runCli(["rules", "refresh", "--full"], env)).code).toBe(0);
+    expect(JSON.parse(await body)).toEqual({ full: true });
     await nc.drain();
   });
 });

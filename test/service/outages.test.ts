@@ -137,5 +137,19 @@ describe("outages", () => {
     await proxy.up();
     await eventually(() => service.snapshot$.value!.version !== secondVersion, "recovered refresh", 30_000);
     expect(cacheOf(service).context.attempt).toBe(0);
+
+    // The rule deleted outright (no mtime moves) and a notice: the next result no longer hits it.
+    await db.database.pool.query("UPDATE video_tort_rule SET action = 'block', priority = 1000 WHERE id = ?", [ruleId]);
+    nc.publish(config.TORT_RULES_CHANGED_SUBJECT);
+    await eventually(() => service.snapshot$.value!.rules.some((r) => r.id === ruleId && r.priority === 1000), "the rule blocking again");
+    const beforeDelete = service.snapshot$.value!;
+    await db.database.pool.query("DELETE FROM video_tort_rule WHERE id = ?", [ruleId]);
+    nc.publish(config.TORT_RULES_CHANGED_SUBJECT);
+    await eventually(() => service.snapshot$.value !== beforeDelete, "the refresh after the hard delete", 10_000);
+    expect(service.snapshot$.value!.loadKind).toBe("full");
+    const [seq4] = await publishInputs(nc, config, [line]);
+    await eventually(() => settled(service) === lines.length + 3, "served after the delete");
+    const deleted = (await readVerdicts(nc, config)).find((v) => v.verdict.source.seq === seq4)!;
+    expect(deleted.verdict.ruleId).not.toBe(ruleId);
   });
 });
