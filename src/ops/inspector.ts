@@ -10,8 +10,11 @@ import { createServer } from "node:http";
 import { WebSocket, WebSocketServer } from "ws";
 import type { InspectionEvent, Observer } from "xstate";
 
-/** Events replayed to a browser that connects late. */
+/** Events replayed to a browser that connects late: at most this many, and at most INSPECTOR_REPLAY_BYTES. */
 export const INSPECTOR_REPLAY = 500;
+export const INSPECTOR_REPLAY_BYTES = 4 * 1024 * 1024;
+/** Largest WebSocket message the bridge accepts. */
+export const INSPECTOR_MAX_PAYLOAD = 1024 * 1024;
 
 function bridgePage(wsUrl: string, inspectorUrl: string): string {
   return `<!doctype html><html><head><meta charset="utf-8"><title>tortmatch · Stately inspector</title>
@@ -59,19 +62,29 @@ export interface InspectorBridge {
 
 export async function startInspector(options: { port: number; inspectorUrl?: string }): Promise<InspectorBridge> {
   const host = "127.0.0.1";
+  const portOf = () => (http.address() as { port: number } | null)?.port ?? 0;
   const replay: string[] = [];
   let wsUrl = "";
   const http = createServer((_req, res) => {
     res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
     res.end(bridgePage(wsUrl, options.inspectorUrl ?? "https://stately.ai/inspect"));
   });
-  const wss = new WebSocketServer({ server: http });
+  let replayBytes = 0;
+  const wss = new WebSocketServer({
+    server: http,
+    maxPayload: INSPECTOR_MAX_PAYLOAD,
+    // The bridge's own page, or a client that is not a browser (the in-process inspector): no other site may connect.
+    verifyClient: ({ origin }: { origin?: string }) => origin === undefined || origin === `http://${host}:${portOf()}` || origin === `http://localhost:${portOf()}`,
+  });
   wss.on("connection", (ws) => {
+    // An oversized or malformed frame closes that connection (ws sends 1009/1002); it must never reach the process.
+    ws.on("error", () => ws.terminate());
     for (const msg of replay) ws.send(msg);
     ws.on("message", (data) => {
       const msg = data.toString();
       replay.push(msg);
-      if (replay.length > INSPECTOR_REPLAY) replay.shift();
+      replayBytes += msg.length;
+      while (replay.length > INSPECTOR_REPLAY || replayBytes > INSPECTOR_REPLAY_BYTES) replayBytes -= replay.shift()!.length;
       for (const client of wss.clients) if (client !== ws && client.readyState === WebSocket.OPEN) client.send(msg);
     });
   });
@@ -79,7 +92,7 @@ export async function startInspector(options: { port: number; inspectorUrl?: str
     http.once("error", reject);
     http.listen(options.port, host, () => resolve());
   });
-  const port = (http.address() as { port: number }).port;
+  const port = portOf();
   wsUrl = `ws://${host}:${port}`;
   const inspector = createWebSocketInspector({ url: wsUrl, serialize: serializeForInspector });
   return {

@@ -4,7 +4,7 @@
  * slow first load never gets the pod killed), /metrics (Prometheus), the
  * status page (/), /status.json, /chart.json and /events (Server-Sent Events).
  */
-import { createServer, type Server, type ServerResponse } from "node:http";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Registry } from "prom-client";
 import { STATUS_PAGE } from "./status-page.js";
 import { ruleCacheChart, type Status } from "./status.js";
@@ -18,11 +18,25 @@ export interface OpsServerOptions {
   readonly pushEveryMs?: number;
   /** Most /events clients at once (each is an open connection). */
   readonly maxEventClients?: number;
+  /** An /events client whose unsent bytes pass this is dropped (it does not read). */
+  readonly maxEventBufferBytes?: number;
+}
+
+/** Default cap on one /events client's unsent bytes. */
+export const MAX_EVENT_BUFFER_BYTES = 1024 * 1024;
+
+/** The path of a request target, without parsing it as a URL (which throws on `//`, `http://[`, …). */
+export function requestPath(target: string | undefined): string {
+  const t = target ?? "/";
+  const q = t.search(/[?#]/);
+  return q === -1 ? t : t.slice(0, q);
 }
 
 export interface OpsServer {
   /** Where it listens, e.g. http://127.0.0.1:9464/ */
   readonly url: string;
+  /** Open /events connections now. */
+  eventClients(): number;
   close(): Promise<void>;
 }
 
@@ -33,8 +47,9 @@ export async function startOpsServer(o: OpsServerOptions): Promise<OpsServer> {
     res.writeHead(code, { "content-type": "application/json", "cache-control": "no-store" });
     res.end(JSON.stringify(body));
   };
-  const server: Server = createServer((req, res) => {
-    const path = new URL(req.url ?? "/", "http://localhost").pathname;
+  const maxBuffer = o.maxEventBufferBytes ?? MAX_EVENT_BUFFER_BYTES;
+  const handle = (req: IncomingMessage, res: ServerResponse) => {
+    const path = requestPath(req.url);
     if (req.method !== "GET") return json(res, 405, { error: "GET only" });
     switch (path) {
       case "/healthz":
@@ -70,11 +85,38 @@ export async function startOpsServer(o: OpsServerOptions): Promise<OpsServer> {
       default:
         return json(res, 404, { error: "not found" });
     }
+  };
+  // No request may stop the service: a handler failure is a 500 for that request alone.
+  const server: Server = createServer({ maxHeaderSize: 16 * 1024, requestTimeout: 30_000 }, (req, res) => {
+    try {
+      handle(req, res);
+    } catch (err) {
+      if (!res.headersSent) json(res, 500, { error: "internal error" });
+      else res.destroy();
+      void err;
+    }
+  });
+  // Malformed request lines, oversized headers, garbage: answer 400 (or 431) and close, never throw.
+  server.on("clientError", (err: NodeJS.ErrnoException, socket) => {
+    if (socket.writable && !socket.destroyed) {
+      const status = err.code === "HPE_HEADER_OVERFLOW" ? "431 Request Header Fields Too Large" : "400 Bad Request";
+      socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+    } else {
+      socket.destroy();
+    }
   });
   const timer = setInterval(() => {
     if (clients.size === 0) return;
     const data = `data: ${JSON.stringify(o.status())}\n\n`;
-    for (const c of clients) c.write(data);
+    for (const c of clients) {
+      // A client that does not read is dropped before its backlog grows without bound.
+      if (c.writableLength > maxBuffer) {
+        clients.delete(c);
+        c.destroy();
+        continue;
+      }
+      c.write(data);
+    }
   }, o.pushEveryMs ?? 500);
   timer.unref();
   await new Promise<void>((resolve, reject) => {
@@ -84,6 +126,7 @@ export async function startOpsServer(o: OpsServerOptions): Promise<OpsServer> {
   const address = server.address() as { port: number };
   return {
     url: `http://${o.host}:${address.port}/`,
+    eventClients: () => clients.size,
     async close() {
       clearInterval(timer);
       for (const c of clients) c.end();

@@ -44,6 +44,7 @@ export async function serveOps(o: ServeOpsOptions): Promise<OpsServer> {
     });
     return {
       url: server.url,
+      eventClients: server.eventClients,
       async close() {
         meter.stop();
         await server.close();

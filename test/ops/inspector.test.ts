@@ -6,7 +6,7 @@ import { createActor, fromPromise } from "xstate";
 import { ruleCacheMachine, type LoadRulesInput } from "../../machines/rule-cache.machine.js";
 import { createRuleTableBuilder } from "../../src/match/rule-table.js";
 import { compileSnapshot, type RuleSnapshot } from "../../src/match/snapshot.js";
-import { startInspector, type InspectorBridge } from "../../src/ops/inspector.js";
+import { INSPECTOR_MAX_PAYLOAD, INSPECTOR_REPLAY_BYTES, startInspector, type InspectorBridge } from "../../src/ops/inspector.js";
 import { toPropertyRow, toRuleRow } from "../fixtures/rows.js";
 import { exampleProperties, exampleRules } from "../fixtures/spec-examples.js";
 import { eventually } from "../support/nats.js";
@@ -70,6 +70,50 @@ describe("Stately inspector bridge", () => {
         s.once("error", () => resolve(false));
       });
     expect(await reachable("127.0.0.1")).toBe(true);
+    // 127.0.0.2 is loopback too: a server on every interface (0.0.0.0) would answer there; one on 127.0.0.1 does not.
+    expect(await reachable("127.0.0.2")).toBe(false);
     if (external) expect(await reachable(external.address)).toBe(false);
+  });
+
+  const opened = (ws: WebSocket) =>
+    new Promise<string>((resolve) => {
+      ws.once("open", () => resolve("open"));
+      ws.once("unexpected-response", (_req, res) => resolve(`refused ${res.statusCode}`));
+      ws.once("error", () => resolve("error"));
+    });
+
+  it("refuses a WebSocket from another site's page, takes one from its own page", async () => {
+    bridge = await startInspector({ port: 0 });
+    const wsUrl = bridge.url.replace("http", "ws");
+    const evil = new WebSocket(wsUrl, { origin: "http://evil.example" });
+    expect(await opened(evil)).toMatch(/^refused 40\d$/);
+    const own = new WebSocket(wsUrl, { origin: bridge.url.replace(/\/$/, "") });
+    expect(await opened(own)).toBe("open");
+    own.close();
+  });
+
+  it("closes a connection that sends more than 1 MiB at once, and keeps its replay buffer within its byte cap", async () => {
+    bridge = await startInspector({ port: 0 });
+    const wsUrl = bridge.url.replace("http", "ws");
+    const big = new WebSocket(wsUrl);
+    await opened(big);
+    const closed = new Promise<number>((resolve) => big.once("close", (code) => resolve(code)));
+    big.send("x".repeat(INSPECTOR_MAX_PAYLOAD + 1));
+    expect(await closed).toBe(1009); // message too big
+
+    const sender = new WebSocket(wsUrl);
+    await opened(sender);
+    const chunk = JSON.stringify({ type: "@xstate.event", pad: "y".repeat(600_000) });
+    for (let i = 0; i < 20; i++) sender.send(chunk); // 12 MB in all
+    await new Promise((r) => setTimeout(r, 500));
+    const late = new WebSocket(wsUrl);
+    let replayed = 0;
+    late.on("message", (d) => (replayed += String(d).length));
+    await opened(late);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(replayed).toBeGreaterThan(0);
+    expect(replayed).toBeLessThanOrEqual(INSPECTOR_REPLAY_BYTES);
+    sender.close();
+    late.close();
   });
 });
