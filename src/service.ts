@@ -22,7 +22,7 @@ import { createServiceStats, type ServiceStats } from "./ops/service-stats.js";
 import { runPipeline } from "./pipeline.js";
 import type { RuleDatabase } from "./rules/database.js";
 import { createRuleLoader } from "./rules/load-rules.js";
-import { logSkippedRows } from "./rules/report-skipped.js";
+import { createSkippedRowsReporter } from "./rules/report-skipped.js";
 import { createPublisher } from "./verdict/publish.js";
 import { startExhaustedWorker } from "./verdict/settle-exhausted.js";
 
@@ -247,6 +247,7 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
   };
   let lastAttempt = 0;
   let givenBack = false;
+  const skippedRows = createSkippedRowsReporter(log);
   actor.start();
   const cache = actor.system.get("ruleCache") as ActorRefFrom<typeof ruleCacheMachine>;
   const follow = (s: ReturnType<typeof cache.getSnapshot>) => {
@@ -257,7 +258,7 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
       snapshot$.next(ctx.snapshot);
       if (first) limit.setCap(null);
       log.info({ version: ctx.version, loadKind: ctx.snapshot.loadKind, loads: ctx.loads, ...ctx.snapshot.counts }, "rule snapshot in service");
-      logSkippedRows(log, ctx.snapshot);
+      skippedRows.report(ctx.snapshot);
     }
     if (ctx.attempt > lastAttempt && ctx.lastError !== null) {
       remember(errors, { at: now().toISOString(), state, detail: `attempt ${ctx.attempt}: ${ctx.lastError}` });

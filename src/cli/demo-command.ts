@@ -12,9 +12,9 @@ import { createLogger } from "../ops/logger.js";
 import { createDatabaseIfMissing, migrateRuleTables, openRuleDatabase } from "../rules/database.js";
 import { generateProperties, generateResultLines, generateRules } from "../seed/generate-dataset.js";
 import { writeRules } from "../seed/write-rules.js";
-import { startService } from "../service.js";
-import { connectNats, trackConnection } from "../ingest/nats-connection.js";
-import { serveOps } from "../ops/serve-ops.js";
+import { startApp } from "../app.js";
+import { connectNats } from "../ingest/nats-connection.js";
+import { createdBy } from "./ops-commands.js";
 import { VERDICT_ACTIONS } from "../match/types.js";
 
 export interface DemoOptions {
@@ -37,9 +37,11 @@ export async function demoCommand(opts: DemoOptions): Promise<void> {
     TORT_DEADLETTER_SUBJECT: `demo${id}.tort.deadletter`,
     TORT_RULES_CHANGED_SUBJECT: `demo${id}.tort.rules.changed`,
     TORT_CONFIG_BUCKET: `demo_config_${id}`,
+    TORT_EXHAUSTED_STREAM: `DEMO_EXHAUSTED_${id}`,
   };
   const config = loadConfig(env);
-  const log = createLogger(config.LOG_LEVEL === "info" ? "warn" : config.LOG_LEVEL);
+  // Only errors while the progress bar draws; what the log would say is in the summary.
+  const log = createLogger(config.LOG_LEVEL === "info" ? "error" : config.LOG_LEVEL);
   const say = (line: string) => process.stdout.write(`${line}\n`);
 
   await createDatabaseIfMissing(config.DATABASE_URL);
@@ -50,8 +52,9 @@ export async function demoCommand(opts: DemoOptions): Promise<void> {
   await seedDb.close();
   say(`seeded ${written.rules} rules and ${written.properties} properties into ${seedDb.describe}`);
 
-  const nc = await connectNats(config, "tortmatch-demo");
-  const jsm = await jetstreamManager(nc);
+  // The burst, published by a producer connection of its own before the service starts.
+  const producer = await connectNats(config, "tortmatch-demo-producer");
+  const jsm = await jetstreamManager(producer);
   await jsm.streams.add({ name: config.TORT_INPUT_STREAM, subjects: [config.TORT_INPUT_SUBJECTS] });
   const js = jsm.jetstream();
   const subject = config.TORT_INPUT_SUBJECTS.replace(">", "demo");
@@ -68,9 +71,10 @@ export async function demoCommand(opts: DemoOptions): Promise<void> {
   say(`published a burst of ${opts.results} recognition results to ${config.TORT_INPUT_STREAM} before the service started`);
 
   const started = performance.now();
-  const service = await startService({ config, log, nc, database: openRuleDatabase({ url: config.DATABASE_URL }), pullExpiresMs: 1_000 });
-  // Any free port: the demo must not collide with a running service.
-  const ops = await serveOps({ service, config, port: 0, natsConnected: trackConnection(nc), inspectorUrl: null });
+  // The service's own composition root, as `run` uses it; the ops server on any free port (never colliding with a running service).
+  const app = await startApp({ config, log, opsPort: 0, connectionName: "tortmatch-demo", pullExpiresMs: 1_000 });
+  const { service } = app;
+  const ops = app.ops!;
   say(`status page while the demo runs: ${ops.url}`);
   let readyAt = 0;
   service.snapshot$.subscribe((s) => {
@@ -90,17 +94,18 @@ export async function demoCommand(opts: DemoOptions): Promise<void> {
   bar.stop();
   const doneAt = performance.now();
   const cache = service.actor.system.get("ruleCache").getSnapshot().context;
-  const failure = await service.stop();
-  await ops.close();
-  for (const s of [config.TORT_INPUT_STREAM, config.TORT_VERDICT_STREAM, config.TORT_DEADLETTER_STREAM, `KV_${config.TORT_CONFIG_BUCKET}`]) {
+  const failure = await app.close();
+  for (const s of [...createdBy(config).streams, `KV_${config.TORT_CONFIG_BUCKET}`]) {
     await jsm.streams.delete(s).catch(() => {});
   }
-  await nc.drain();
+  await producer.drain();
 
   const { stats } = service;
   say("summary");
   say(`  rule loads:        ${cache.loads} (snapshot ${cache.version}, ready ${((readyAt - started) / 1000).toFixed(2)} s after start, ${service.stats.peakWaiting} results pulled and waiting for it, the rest left in JetStream)`);
   say(`  verdicts:          ${VERDICT_ACTIONS.map((a) => `${a} ${stats.verdicts[a]}`).join(", ")}`);
+  const skipped = service.snapshot$.value?.counts;
+  say(`  skipped rows:      ${skipped ? `${skipped.skippedRules} rules, ${skipped.skippedProperties} properties (they break the contract; \`tortmatch run\` logs them once per change of the set)` : "-"}`);
   say(`  dead letters:      ${stats.outcomes["dead-letter"]} (invalid inputs, with their reasons in the Tort-Error header)`);
   say(`  throughput:        ${Math.round(opts.results / ((doneAt - readyAt) / 1000))} results/s once ready; most in flight ${stats.maxInFlight} of ${service.limit.limit}`);
   say(`  peak RSS:          ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB`);

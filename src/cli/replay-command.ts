@@ -7,7 +7,7 @@ import { createLogger } from "../ops/logger.js";
 import { formatReplaySummary, replayResults } from "../replay/replay-results.js";
 import { openRuleDatabase } from "../rules/database.js";
 import { createRuleLoader } from "../rules/load-rules.js";
-import { logSkippedRows } from "../rules/report-skipped.js";
+import { createSkippedRowsReporter } from "../rules/report-skipped.js";
 
 export async function replayCommand(config: Config, opts: { in: string; out?: string }): Promise<void> {
   const log = createLogger(config.LOG_LEVEL);
@@ -19,7 +19,7 @@ export async function replayCommand(config: Config, opts: { in: string; out?: st
   } finally {
     await database.close();
   }
-  logSkippedRows(log, snapshot);
+  createSkippedRowsReporter(log).report(snapshot);
 
   const input = createReadStream(opts.in, { encoding: "utf8" });
   const out = opts.out === undefined ? process.stdout : createWriteStream(opts.out);

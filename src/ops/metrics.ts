@@ -5,8 +5,8 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { RuleSnapshot } from "../match/snapshot.js";
-import type { Outcome } from "./service-stats.js";
-import type { VerdictAction } from "../match/types.js";
+import { OUTCOMES, type Outcome } from "./service-stats.js";
+import { VERDICT_ACTIONS, type VerdictAction } from "../match/types.js";
 
 export interface MetricsSources {
   readonly inFlight: () => number;
@@ -20,9 +20,13 @@ export interface MetricsSources {
 
 export function createMetrics(sources: MetricsSources) {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: "tortmatch_process_" });
+  // The process's own: tortmatch_process_cpu_seconds_total, tortmatch_nodejs_heap_size_used_bytes, …
+  collectDefaultMetrics({ register: registry, prefix: "tortmatch_" });
   const messages = new Counter({ name: "tortmatch_messages_total", help: "Messages settled, by outcome", labelNames: ["outcome"], registers: [registry] });
   const verdicts = new Counter({ name: "tortmatch_verdicts_total", help: "Verdicts published, by action", labelNames: ["action"], registers: [registry] });
+  // Every label exported from the start, at 0: a rate() over a series that appears late misses its first increase.
+  for (const outcome of OUTCOMES) messages.inc({ outcome }, 0);
+  for (const action of VERDICT_ACTIONS) verdicts.inc({ action }, 0);
   const matchSeconds = new Histogram({
     name: "tortmatch_match_seconds",
     help: "Time to decode and match one result",
@@ -99,6 +103,8 @@ export function createMetrics(sources: MetricsSources) {
     labelNames: ["outcome"],
     registers: [registry],
   });
+  for (const outcome of OUTCOMES) exhausted.inc({ outcome }, 0);
+  for (const kind of ["full", "incremental"]) for (const result of ["ok", "error"]) loads.inc({ kind, result }, 0);
   return {
     registry,
     exhaustedSettled: (outcome: Outcome) => exhausted.inc({ outcome }),

@@ -1,7 +1,11 @@
 /** Counters of what the pipeline did: for logs, summaries, tests and (later) /metrics. */
 import { VERDICT_ACTIONS, type VerdictAction } from "../match/types.js";
 
-export type Outcome = "verdict" | "duplicate-verdict" | "dead-letter" | "retry" | "stuck";
+import type { SettlementOutcome } from "../verdict/decide-settlement.js";
+
+/** How a message's settlement ended (see verdict/decide-settlement.ts). */
+export type Outcome = SettlementOutcome;
+export const OUTCOMES: readonly Outcome[] = ["verdict", "duplicate-verdict", "dead-letter", "retry", "stuck"];
 
 export interface ServiceStats {
   /** Messages pulled. */

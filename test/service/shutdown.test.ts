@@ -1,5 +1,5 @@
 import { jetstreamManager } from "@nats-io/jetstream";
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { describe, expect, it } from "vitest";
 import { CLI_ARGS } from "../support/cli.js";
 import { consumerState, eventually, publishInputs, readVerdicts, uniqueNames } from "../support/nats.js";
@@ -18,6 +18,45 @@ function runServiceWith(vars: Record<string, string>): { child: ChildProcess; ex
 }
 
 const verdictCount = async () => (await (await jetstreamManager(stack.nc)).streams.info(stack.config.TORT_VERDICT_STREAM)).state.messages;
+
+/** A documented start command as the operator runs it, from the repository root; its stderr (and stdout) kept. */
+function launch(command: string, args: string[], vars: Record<string, string>) {
+  const root = new URL("../../", import.meta.url).pathname;
+  const child = spawn(command, args, { cwd: root, env: { ...process.env, ...vars }, stdio: ["ignore", "pipe", "pipe"] });
+  let log = "";
+  child.stdout!.on("data", (d) => (log += d));
+  child.stderr!.on("data", (d) => (log += d));
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  return { child, exited, log: () => log };
+}
+
+const serviceProcesses = () => {
+  try {
+    return execFileSync("pgrep", ["-f", "bin/tortmatch.js run"], { encoding: "utf8" }).trim().split("\n").filter(Boolean).map(Number);
+  } catch {
+    return []; // pgrep exits 1 when nothing matches
+  }
+};
+
+describe("SIGTERM through every documented start command", () => {
+  it.each([
+    ["node bin/tortmatch.js run", process.execPath, ["bin/tortmatch.js", "run"]],
+    ["npm start", "npm", ["start"]],
+  ])("%s: the service stops gracefully and no process is left behind", async (_name, command, args) => {
+    const names = uniqueNames();
+    const before = serviceProcesses();
+    const launched = launch(command, args, { ...stack.env, ...names });
+    await eventually(() => launched.log().includes("tortmatch running"), "the service running", 60_000);
+    const started = serviceProcesses().filter((pid) => !before.includes(pid));
+    expect(started).toHaveLength(1);
+    launched.child.kill("SIGTERM"); // the launcher, as a process manager would signal it
+    expect(await launched.exited).toBe(0);
+    await eventually(() => launched.log().includes("tortmatch stopped"), "the service's own graceful stop");
+    await eventually(() => !serviceProcesses().includes(started[0]!), "no orphan left running");
+    const jsm = await jetstreamManager(stack.nc);
+    for (const s of [names.TORT_INPUT_STREAM, names.TORT_VERDICT_STREAM, names.TORT_DEADLETTER_STREAM, names.TORT_EXHAUSTED_STREAM, `KV_${names.TORT_CONFIG_BUCKET}`]) await jsm.streams.delete(s!).catch(() => {});
+  });
+});
 
 describe("graceful shutdown", () => {
   it("SIGTERM under load: a clean exit, and a restart finishes the rest with no duplicates", async () => {
@@ -50,6 +89,22 @@ describe("graceful shutdown", () => {
 });
 
 describe("start-up failure", () => {
+  it("a topology the server refuses (input subjects overlap another stream): the reason and exit 1 within seconds", async () => {
+    const names = uniqueNames();
+    const jsm = await jetstreamManager(stack.nc);
+    const squatter = `SQUAT_${names.TORT_CONSUMER}`;
+    await jsm.streams.add({ name: squatter, subjects: [names.TORT_INPUT_SUBJECTS!] });
+    try {
+      const startedAt = Date.now();
+      const service = runServiceWith({ ...stack.env, ...names });
+      expect(await service.exited).toBe(1);
+      expect(Date.now() - startedAt).toBeLessThan(15_000);
+      expect(service.log()).toMatch(/tortmatch: .*subjects overlap/);
+    } finally {
+      await jsm.streams.delete(squatter);
+    }
+  });
+
   it("an ops port already taken: a clear error and exit 1, not a service nobody can watch", async () => {
     const { createServer } = await import("node:net");
     const blocker = createServer();

@@ -1,0 +1,111 @@
+/**
+ * Composition root shared by `run` and `demo`: connections → inspector →
+ * service (actors and pipeline) → ops server. Each resource has one owner
+ * here and is closed in the reverse order of start-up, in one place; a
+ * failure during start-up closes what was opened and rethrows (the process
+ * exits 1 with the reason, it never hangs).
+ */
+import type { NatsConnection } from "@nats-io/transport-node";
+import type { Logger } from "pino";
+import type { Config } from "./config.js";
+import { connectNats, trackConnection } from "./ingest/nats-connection.js";
+import { startInspector, type InspectorBridge } from "./ops/inspector.js";
+import type { OpsServer } from "./ops/ops-server.js";
+import { serveOps } from "./ops/serve-ops.js";
+import { openRuleDatabase } from "./rules/database.js";
+import { startService, type RunningService } from "./service.js";
+
+export interface AppOptions {
+  readonly config: Config;
+  readonly log: Logger;
+  /** The ops server's port: TORT_OPS_PORT for `run`, 0 (any free port) for `demo`, null = off. */
+  readonly opsPort: number | null;
+  /** Attach the Stately inspector, its bridge on 127.0.0.1 at this port. */
+  readonly inspectPort?: number;
+  /** The NATS connection's name. */
+  readonly connectionName?: string;
+  /** How long one pull request waits on the server (default 5 s). */
+  readonly pullExpiresMs?: number;
+}
+
+export interface App {
+  readonly service: RunningService;
+  readonly nc: NatsConnection;
+  readonly ops: OpsServer | null;
+  readonly inspector: InspectorBridge | null;
+  /** Stop the service (drain, settle, stop the rule cache), then close everything else; resolves with the service's failure, if any. */
+  close(): Promise<string | null>;
+}
+
+export async function startApp(o: AppOptions): Promise<App> {
+  const { config, log } = o;
+  /** Closers in start-up order; run in reverse, once. */
+  const closers: { name: string; close: () => Promise<unknown> }[] = [];
+  let closing: Promise<void> | null = null;
+  const closeAll = () =>
+    (closing ??= (async () => {
+      for (const { name, close } of closers.reverse()) {
+        await close().catch((err: unknown) => log.warn({ err: (err as Error).message, resource: name }, "closing failed"));
+      }
+    })());
+
+  try {
+    const nc = await connectNats(config, o.connectionName);
+    // Drain flushes the last acks before closing.
+    closers.push({ name: "nats", close: () => nc.drain() });
+    const natsConnected = trackConnection(nc, log);
+
+    let inspector: InspectorBridge | null = null;
+    if (o.inspectPort !== undefined) {
+      const bridge = await startInspector({ port: o.inspectPort });
+      inspector = bridge;
+      closers.push({ name: "inspector", close: () => bridge.close() });
+      log.info({ url: bridge.url }, "Stately inspector bridge listening (open it in a browser with internet access)");
+    }
+
+    // The rule cache owns the pool once the service runs (it closes it when it stops).
+    const database = openRuleDatabase({ url: config.DATABASE_URL });
+    let service: RunningService;
+    try {
+      service = await startService({
+        config,
+        log,
+        nc,
+        database,
+        ...(o.pullExpiresMs !== undefined ? { pullExpiresMs: o.pullExpiresMs } : {}),
+        ...(inspector ? { inspect: inspector.inspect.next!.bind(inspector.inspect) } : {}),
+      });
+    } catch (err) {
+      await database.close().catch(() => {});
+      throw err;
+    }
+    closers.push({ name: "service", close: () => service.stop() });
+
+    let ops: OpsServer | null = null;
+    if (o.opsPort !== null) {
+      try {
+        ops = await serveOps({ service, config, port: o.opsPort, natsConnected, inspectorUrl: inspector?.url ?? null });
+      } catch (err) {
+        throw new Error(`the ops server cannot listen on ${config.TORT_OPS_HOST}:${o.opsPort} (TORT_OPS_PORT, --ops-port; 0 turns it off): ${(err as Error).message}`, { cause: err });
+      }
+      const server = ops;
+      closers.push({ name: "ops server", close: () => server.close() });
+      log.info({ url: ops.url }, "status page, /metrics, /healthz and /readyz listening");
+    }
+
+    return {
+      service,
+      nc,
+      ops,
+      inspector,
+      async close() {
+        const failure = await service.stop();
+        await closeAll();
+        return failure;
+      },
+    };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}
