@@ -31,11 +31,18 @@ describe("backlog", () => {
 
     const service = spawnService(env, ["--max-old-space-size=256"]);
     const started = performance.now();
-    await eventually(async () => {
-      expect(service.child.exitCode).toBeNull(); // no out-of-memory, no crash
-      const s = await consumerState(nc, config);
-      return s.pending === 0 && s.ackPending === 0;
-    }, "the backlog drained", 1_200_000, 1_000);
+    // A crash (out of memory) fails the test at once, with the service's log, not after the drain timeout.
+    const crashed = service.exited.then((code) => {
+      throw new Error(`the service exited (${code}) before the backlog drained:\n${service.log().slice(-4_000)}`);
+    });
+    await Promise.race([
+      eventually(async () => {
+        const s = await consumerState(nc, config);
+        return s.pending === 0 && s.ackPending === 0;
+      }, "the backlog drained", 1_200_000, 1_000),
+      crashed,
+    ]);
+    crashed.catch(() => {}); // the normal exit at the end is not a failure
     const seconds = (performance.now() - started) / 1000;
     const { peakMb, rssMb } = memoryOf(service.child.pid!);
     const verdicts = (await jsm.streams.info(config.TORT_VERDICT_STREAM)).state.messages;

@@ -111,26 +111,47 @@ describe("awaitSnapshot", () => {
     expect(released).toEqual([7]);
   });
 
-  it("feeds mergeMap without buffering beyond what it holds", async () => {
+  it("holds nothing once a snapshot exists: each item reaches mergeMap in the same tick it arrives", async () => {
     const snapshot$ = new BehaviorSubject<string | null>("v1");
     const source = new Subject<number>();
-    let active = 0;
-    let maxActive = 0;
+    const started: number[] = [];
+    const finish: (() => void)[] = [];
     const done = lastValueFrom(
       source.pipe(
-        awaitSnapshot(snapshot$, { maxWaiting: 10, keepAlive: () => {}, keepAliveEveryMs: 1000, release: () => {} }),
+        awaitSnapshot(snapshot$, { maxWaiting: 10, keepAlive: () => {}, keepAliveEveryMs: 1000, release: () => {}, onWaiting: () => expect.fail("nothing may wait") }),
         mergeMap(async ([n]) => {
-          maxActive = Math.max(maxActive, ++active);
-          await new Promise((r) => setTimeout(r, 1));
-          active--;
+          started.push(n);
+          await new Promise<void>((r) => finish.push(r));
           return n;
         }),
         toArray(),
       ),
     );
-    [1, 2, 3].forEach((n) => source.next(n));
+    for (let n = 1; n <= 50; n++) {
+      source.next(n);
+      // Synchronously in mergeMap already: no queue between the gate and the work.
+      expect(started).toHaveLength(n);
+    }
     source.complete();
-    expect((await done).sort()).toEqual([1, 2, 3]);
-    expect(maxActive).toBe(3);
+    finish.forEach((f) => f());
+    expect((await done).sort((a, b) => a - b)).toEqual(Array.from({ length: 50 }, (_, k) => k + 1));
+  });
+
+  it("after a give-back, hands back what waits and what still arrives, until a snapshot exists", () => {
+    const snapshot$ = new BehaviorSubject<string | null>(null);
+    const giveBack$ = new Subject<void>();
+    const source = new Subject<number>();
+    const released: number[] = [];
+    const out: (readonly [number, string])[] = [];
+    source.pipe(awaitSnapshot(snapshot$, { maxWaiting: 5, keepAlive: () => {}, keepAliveEveryMs: 1000, release: (n) => released.push(n), giveBack$ })).subscribe((x) => out.push(x));
+    source.next(1);
+    source.next(2);
+    giveBack$.next();
+    expect(released).toEqual([1, 2]);
+    source.next(3); // from a pull request still open
+    expect(released).toEqual([1, 2, 3]);
+    snapshot$.next("v1");
+    source.next(4);
+    expect(out).toEqual([[4, "v1"]]);
   });
 });

@@ -126,3 +126,21 @@ export async function removeTopology(nc: NatsConnection, config: Config): Promis
     await jsm.streams.delete(stream).catch(() => {});
   }
 }
+
+/**
+ * Every input accounted for by the sets of source sequences, never by counts:
+ * `lost` are inputs with no output of the kind they should have (a verdict
+ * for a valid one, a dead letter for an invalid one); `duplicated` those
+ * with more than one output; `strays` outputs for no published input, or of
+ * the wrong kind.
+ */
+export function accountFor(inputs: { seq: number; valid: boolean }[], verdictSeqs: number[], deadSeqs: number[]) {
+  const count = (xs: number[]) => xs.reduce((m, s) => m.set(s, (m.get(s) ?? 0) + 1), new Map<number, number>());
+  const verdicts = count(verdictSeqs);
+  const dead = count(deadSeqs);
+  const known = new Map(inputs.map((i) => [i.seq, i.valid]));
+  const lost = inputs.filter((i) => !(i.valid ? verdicts.has(i.seq) : dead.has(i.seq))).map((i) => i.seq);
+  const duplicated = inputs.filter((i) => (verdicts.get(i.seq) ?? 0) + (dead.get(i.seq) ?? 0) > 1).map((i) => i.seq);
+  const strays = [...verdicts.keys()].filter((s) => known.get(s) !== true).concat([...dead.keys()].filter((s) => known.get(s) !== false));
+  return { lost, duplicated, strays };
+}
