@@ -25,9 +25,12 @@ import { createRuleLoader } from "./rules/load-rules.js";
 import { createSkippedRowsReporter } from "./rules/report-skipped.js";
 import { createPublisher } from "./verdict/publish.js";
 import { startExhaustedWorker } from "./verdict/settle-exhausted.js";
+import { createVerdictLookup } from "./verdict/verdict-lookup.js";
 
 /** Verdict publishes on the final delivery, at most (each bounded by TORT_PUBLISH_TIMEOUT_MS). */
 export const FINAL_PUBLISH_ATTEMPTS = 3;
+/** Most verdict headers one lookup for late redeliveries reads (about a minute's work at worst). */
+export const VERDICT_LOOKUP_MAX_SCAN = 2_000_000;
 
 /** A rule-change notice asks for a full reload when its body is `{"full":true}` (`tortmatch rules refresh --full`). */
 export function noticeAsksFull(data: Uint8Array): boolean {
@@ -130,6 +133,10 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
     maxPublishAttempts: FINAL_PUBLISH_ATTEMPTS,
     nakDelayMs: c.TORT_NAK_DELAY_MS,
     log,
+    // Redeliveries later than the duplicate window ask the verdict stream before publishing.
+    lookup: createVerdictLookup(js, { verdictStream: c.TORT_VERDICT_STREAM, maxScan: VERDICT_LOOKUP_MAX_SCAN, log }),
+    duplicateWindowMs: c.TORT_DUPLICATE_WINDOW_MS,
+    now: () => now().getTime(),
   };
 
   /** The rule cache's current state name, as last seen (set below once the actor runs). */

@@ -13,6 +13,9 @@
  *   is unknown (a timeout: it may have been stored) is retried — the Msg-Id
  *   makes a retry safe — and never ends in a dead letter; only a publish the
  *   stream refused (it answered with an error) becomes a dead letter;
+ * - a redelivery that comes later than the duplicate window (counted from the
+ *   input's storage time: no verdict for it can be older) first asks the
+ *   verdict stream whether its verdict exists, and acks it as a duplicate if so;
  * - a message that cannot be settled on its final delivery is left to the
  *   exhausted-deliveries worker ("stuck"), which settles it once the server
  *   gives up on it.
@@ -38,12 +41,21 @@ export interface SettlementFacts {
   readonly verdictAttempts: readonly PublishOutcome[];
   /** Outcome of this delivery's dead-letter publish, once made. */
   readonly deadLetter?: PublishOutcome;
+  /**
+   * A redelivery of an input stored longer ago than the verdict stream's
+   * duplicate window: a verdict published for it earlier would no longer be
+   * caught by its Msg-Id, so the verdict stream is asked first.
+   */
+  readonly late?: boolean;
+  /** The verdict stream's answer for a late redelivery, once asked. */
+  readonly lookup?: "found" | "absent" | "unknown";
 }
 
 /** How a message ended, for counting. `stuck`: left unsettled on its final delivery, for the exhausted-deliveries worker. */
 export type SettlementOutcome = "verdict" | "duplicate-verdict" | "dead-letter" | "retry" | "stuck";
 
 export type SettlementStep =
+  | { readonly do: "lookup-verdict" }
   | { readonly do: "publish-verdict" }
   | { readonly do: "publish-dead-letter"; readonly reason: string }
   | { readonly do: "ack"; readonly outcome: "verdict" | "duplicate-verdict" }
@@ -64,7 +76,12 @@ export function decideSettlement(f: SettlementFacts): SettlementStep {
   }
 
   const last = f.verdictAttempts[f.verdictAttempts.length - 1];
-  if (last === undefined) return { do: "publish-verdict" };
+  if (last === undefined) {
+    // Past the duplicate window, the Msg-Id no longer guards against a second verdict: look first.
+    if (f.late === true && f.lookup === undefined) return { do: "lookup-verdict" };
+    if (f.lookup === "found") return { do: "ack", outcome: "duplicate-verdict" };
+    return { do: "publish-verdict" };
+  }
   if (last.kind === "stored") return { do: "ack", outcome: "verdict" };
   if (last.kind === "duplicate") return { do: "ack", outcome: "duplicate-verdict" };
 

@@ -56,6 +56,7 @@ export function startExhaustedWorker(o: ExhaustedWorkerOptions): ExhaustedWorker
     }
     const source = { stream: o.inputStream, seq: body.stream_seq };
     let data: Uint8Array;
+    let storedAtMs: number;
     try {
       const stored = await o.jsm.streams.getMessage(o.inputStream, { seq: body.stream_seq });
       if (stored === null) {
@@ -64,6 +65,7 @@ export function startExhaustedWorker(o: ExhaustedWorkerOptions): ExhaustedWorker
         return;
       }
       data = stored.data;
+      storedAtMs = stored.time.getTime();
     } catch (err) {
       o.log.warn({ ...source, err: (err as Error).message }, "reading back an input whose deliveries ran out failed; will retry");
       advisory.nak(o.retryDelayMs);
@@ -80,8 +82,9 @@ export function startExhaustedWorker(o: ExhaustedWorkerOptions): ExhaustedWorker
       {
         data,
         source,
-        // Settled as on the final delivery: a dead letter only when nothing can have stored a verdict.
-        delivery: o.settle.finalDelivery,
+        // Settled as on the final delivery (and a redelivery): a dead letter only when nothing can have stored a verdict.
+        delivery: Math.max(2, o.settle.finalDelivery),
+        storedAtMs,
         ack: () => advisory.ack(),
         term: () => advisory.ack(),
         nak: () => advisory.nak(o.retryDelayMs),

@@ -9,6 +9,7 @@ import type { Logger } from "pino";
 import type { Verdict, VerdictAction, VerdictSource } from "../match/types.js";
 import { decideSettlement, type PublishOutcome, type SettlementFacts, type SettlementOutcome } from "./decide-settlement.js";
 import type { Publisher } from "./publish.js";
+import type { LookupAnswer, VerdictLookup } from "./verdict-lookup.js";
 
 export interface SettleOptions {
   readonly publisher: Publisher;
@@ -18,7 +19,19 @@ export interface SettleOptions {
   readonly maxPublishAttempts: number;
   readonly nakDelayMs: number;
   readonly log: Logger;
+  /** Asked for late redeliveries (see decide-settlement.ts); without it, none is treated as late. */
+  readonly lookup?: VerdictLookup;
+  /** The verdict stream's duplicate window, ms. */
+  readonly duplicateWindowMs?: number;
+  readonly now?: () => number;
 }
+
+/**
+ * Later than this share of the duplicate window after the input was stored,
+ * a redelivery is treated as late: the margin covers clock skew between the
+ * server (storage time) and this process.
+ */
+export const LATE_SHARE_OF_WINDOW = 0.8;
 
 /** What the pipeline hands over: the message and either its verdict or why it is invalid. */
 export type Decided = { readonly ok: true; readonly verdict: Verdict } | { readonly ok: false; readonly reason: string };
@@ -40,6 +53,8 @@ export interface Settleable {
   readonly data: Uint8Array;
   readonly source: VerdictSource;
   readonly delivery: number;
+  /** When the input was stored in its stream (epoch ms, the server's clock). */
+  readonly storedAtMs: number;
   ack(): void;
   nak(delayMs: number): void;
   term(): void;
@@ -54,6 +69,7 @@ export function deliveredMessage(msg: JsMsg): Settleable {
     data: msg.data,
     source: { stream: info.stream, seq: msg.seq },
     delivery: info.deliveryCount,
+    storedAtMs: info.timestampNanos / 1e6,
     ack: () => msg.ack(),
     nak: (delayMs) => msg.nak(delayMs),
     term: () => msg.term(),
@@ -65,6 +81,12 @@ export async function settleMessage(msg: Settleable, decided: Decided, o: Settle
   const source = msg.source;
   const verdictAttempts: PublishOutcome[] = [];
   let deadLetter: PublishOutcome | undefined;
+  let lookup: LookupAnswer | undefined;
+  const late =
+    o.lookup !== undefined &&
+    o.duplicateWindowMs !== undefined &&
+    msg.delivery > 1 &&
+    (o.now ?? Date.now)() - msg.storedAtMs > o.duplicateWindowMs * LATE_SHARE_OF_WINDOW;
   const facts = (): SettlementFacts => ({
     decoded: decided.ok ? { ok: true } : decided,
     delivery: msg.delivery,
@@ -72,10 +94,15 @@ export async function settleMessage(msg: Settleable, decided: Decided, o: Settle
     maxPublishAttempts: o.maxPublishAttempts,
     verdictAttempts,
     ...(deadLetter !== undefined ? { deadLetter } : {}),
+    late,
+    ...(lookup !== undefined ? { lookup } : {}),
   });
   for (;;) {
     const step = decideSettlement(facts());
     switch (step.do) {
+      case "lookup-verdict":
+        lookup = await o.lookup!.find(source, msg.storedAtMs);
+        continue;
       case "publish-verdict":
         if (verdictAttempts.length > 0) msg.working(); // a retry on the final delivery: keep the ack wait ahead of it
         verdictAttempts.push(await o.publisher.publishVerdict((decided as Extract<Decided, { ok: true }>).verdict, source));

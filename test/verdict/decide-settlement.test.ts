@@ -40,6 +40,12 @@ const table: [string, Partial<SettlementFacts>, SettlementStep][] = [
   ["final, timed out, refused, refused: stuck", { delivery: 5, verdictAttempts: [timeout, refused, refused] }, { do: "nak", outcome: "stuck", why: "verdict publish outcome unknown after 3 attempts: maximum message size exceeded" }],
   ["final, refused: dead letter with the reason", { delivery: 5, verdictAttempts: [refused] }, { do: "publish-dead-letter", reason: "verdict publish refused on delivery 5 of 5: maximum message size exceeded" }],
   ["final, refused, dead letter stored: term", { delivery: 5, verdictAttempts: [refused], deadLetter: stored }, { do: "term", outcome: "dead-letter" }],
+  // A redelivery later than the duplicate window: the verdict stream is asked first.
+  ["late redelivery: look the verdict up first", { delivery: 2, late: true }, { do: "lookup-verdict" }],
+  ["late, found: ack as a duplicate, no second verdict", { delivery: 2, late: true, lookup: "found" }, { do: "ack", outcome: "duplicate-verdict" }],
+  ["late, absent: publish", { delivery: 2, late: true, lookup: "absent" }, { do: "publish-verdict" }],
+  ["late, lookup inconclusive: publish (the Msg-Id still guards the window)", { delivery: 2, late: true, lookup: "unknown" }, { do: "publish-verdict" }],
+  ["late, invalid: no lookup, a dead letter", { decoded: invalid, delivery: 2, late: true }, { do: "publish-dead-letter", reason: invalid.reason }],
   ["final, refused, dead letter failed: stuck", { delivery: 5, verdictAttempts: [refused], deadLetter: timeout }, { do: "nak", outcome: "stuck", why: "dead letter not published: TIMEOUT" }],
 ];
 

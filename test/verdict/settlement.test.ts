@@ -195,4 +195,31 @@ describe("settlement on the real server", () => {
     expect(letter.data.length).toBeLessThan(body.length);
     expect(letter.data.every((b) => b === 0x61)).toBe(true);
   });
+
+  it("no second verdict for a redelivery that comes after the duplicate window (a window of 3 s)", async () => {
+    const window = { TORT_DUPLICATE_WINDOW_MS: "3000", TORT_ACK_WAIT_MS: "1000", TORT_PUBLISH_TIMEOUT_MS: "500", TORT_NAK_DELAY_MS: "0", TORT_MAX_DELIVER: "2" };
+    const config = testConfig(db.url, window);
+    const { publisher, fetchOne } = await topology(config);
+    const snapshot = await createRuleLoader(db.database).loadFull();
+    const [publishedSeq, unpublishedSeq] = await publishInputs(nc, config, resultLines(2));
+    // A first instance takes both: it publishes the first one's verdict and dies before acking;
+    // it dies before publishing anything for the second.
+    const first = await fetchOne();
+    const second = await fetchOne();
+    expect([first.seq, second.seq]).toEqual([publishedSeq, unpublishedSeq]);
+    const input = deliveredMessage(first);
+    const decided = decideVerdict(decodeResult(first.data), snapshot, input.source, new Date().toISOString());
+    if (!decided.ok) throw new Error(decided.reason);
+    expect((await publisher.publishVerdict(decided.verdict, input.source)).kind).toBe("stored");
+    // The outage outlasts the duplicate window: the Msg-Id alone would let a second verdict in now.
+    await new Promise((r) => setTimeout(r, 4_000));
+    const service = await startTestService(config, nc);
+    cleanups.push(() => service.stop());
+    // Settled by the pipeline or, if a pull failed and the deliveries ran out, by the exhausted-deliveries worker.
+    await eventually(async () => (await readVerdicts(nc, config)).some((v) => v.verdict.source.seq === unpublishedSeq), "the other input's verdict", 20_000);
+    await eventually(async () => (await jetstreamManager(nc)).consumers.info(config.TORT_INPUT_STREAM, config.TORT_CONSUMER).then((i) => i.num_pending === 0 && i.num_ack_pending === 0), "nothing left to deliver", 20_000);
+    await new Promise((r) => setTimeout(r, 1_500));
+    const verdicts = await readVerdicts(nc, config);
+    expect(verdicts.map((v) => v.verdict.source.seq).sort((a, b) => a - b)).toEqual([publishedSeq, unpublishedSeq]);
+  });
 });
