@@ -17,6 +17,8 @@ describe("configuration", () => {
     [{ TORT_DUPLICATE_WINDOW_MS: "60000" }, /TORT_DUPLICATE_WINDOW_MS \(--duplicate-window-ms\): must be at least .* = 192000/],
     [{ NATS_USER: "u" }, /NATS_PASSWORD \(--nats-password\): required with NATS_USER/],
     [{ NATS_TLS_CERT_FILE: "/c.pem" }, /give both or neither/],
+    [{ TORT_ACK_WAIT_MS: "10000", TORT_PUBLISH_TIMEOUT_MS: "10000" }, /TORT_ACK_WAIT_MS \(--ack-wait-ms\): must be longer than TORT_PUBLISH_TIMEOUT_MS \(--publish-timeout-ms\)/],
+    [{ TORT_MAX_INFLIGHT_BYTES: "1048576" }, /TORT_MAX_INFLIGHT_BYTES \(--max-inflight-bytes\): must be an integer from 2097152/],
   ])("rejects %j by name", (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(message);
@@ -36,6 +38,13 @@ describe("configuration", () => {
     expect(redactUrl("mysql://tort:s3cret@db:3306/rules")).toBe("mysql://tort:***@db:3306/rules");
     expect(redactUrl("nats://tok3n@n1:4222")).toBe("nats://***@n1:4222");
     expect(redactUrl("nats://n1:4222")).toBe("nats://n1:4222");
+    // Parsed, not pattern-matched: a password holding @ : / and an empty user name.
+    expect(redactUrl("mysql://tort:p@ss:w/rd@db:3306/rules")).not.toMatch(/p@ss|w\/rd/);
+    expect(redactUrl("mysql://tort:p@ss@db:3306/rules")).toBe("mysql://tort:***@db:3306/rules");
+    expect(redactUrl("mysql://:s3cret@db:3306/rules")).toBe("mysql://:***@db:3306/rules");
+    expect(redactUrl("nats://u:pa@ss@n1:4222")).toBe("nats://u:***@n1:4222");
+    expect(redactUrl("u:pw@n2:4222")).toBe("u:***@n2:4222");
+    expect(redactUrl("mysql://root@127.0.0.1:3306/test")).toBe("mysql://root@127.0.0.1:3306/test");
     const shown = JSON.stringify(
       redactConfig(loadConfig({ DATABASE_URL: "mysql://tort:s3cret@db/r", NATS_URL: "nats://a:pw1@n1:4222,nats://n2:4222", NATS_USER: "u", NATS_PASSWORD: "pw2", NATS_TOKEN: "tk" })),
     );

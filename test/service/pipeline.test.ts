@@ -118,6 +118,35 @@ describe("the live pipeline", () => {
     }, "all settled, nothing redelivered");
   });
 
+  it("near-1 MiB results at the highest concurrency: message bytes held stay within TORT_MAX_INFLIGHT_BYTES", async () => {
+    const maxBytes = 4 * 1024 * 1024;
+    const config = testConfig(db.url, { TORT_CONCURRENCY: "4096", TORT_MAX_INFLIGHT_BYTES: String(maxBytes) });
+    // Valid results padded with an unknown field to ~900 kB each.
+    const bodies = resultLines(40).map((l) => `${l.slice(0, -1)},"pad":"${"x".repeat(900_000)}"}`);
+    const seqs = await publishInputs(nc, config, bodies);
+    const service = await start(config);
+    let maxHeld = 0;
+    let maxInFlight = 0;
+    const sampler = setInterval(() => {
+      maxHeld = Math.max(maxHeld, service.budget.inUse);
+      maxInFlight = Math.max(maxInFlight, service.stats.inFlight);
+    }, 2);
+    try {
+      await eventually(() => settledCount(service) === bodies.length, "every large result settled", 60_000);
+    } finally {
+      clearInterval(sampler);
+    }
+    // 4 MiB hold at most three 1 MiB + 64 KiB reserves: never more than three such results at once.
+    expect(maxHeld).toBeGreaterThan(0);
+    expect(maxHeld).toBeLessThanOrEqual(maxBytes);
+    expect(maxInFlight).toBeLessThanOrEqual(3);
+    expect((await readVerdicts(nc, config)).map((v) => v.verdict.source.seq).sort((a, b) => a - b)).toEqual(seqs);
+    // Every reserve given back once the pulls end: the accounting balances.
+    await service.stop();
+    expect(service.budget.inUse).toBe(0);
+    expect(service.limit.inUse).toBe(0);
+  });
+
   it("follows the concurrency key of the KV bucket under load and ignores an invalid value", async () => {
     const config = testConfig(db.url, { TORT_CONCURRENCY: "4" });
     const service = await start(config);
