@@ -37,6 +37,18 @@ export function describeDatabaseFailure(err: unknown): string {
   return text.replace(/\s+/g, " ").trim();
 }
 
+/** Driver error codes of a server that could not be reached (by code, never by message text). */
+const UNREACHABLE = new Set(["ECONNREFUSED", "ETIMEDOUT", "ENOTFOUND", "EHOSTUNREACH", "PROTOCOL_CONNECTION_LOST"]);
+
+/** The `code` of the deepest error in a cause chain that has one. */
+function deepestCode(err: unknown): string | undefined {
+  let code: string | undefined;
+  for (let e = err as { cause?: unknown; code?: unknown } | undefined, depth = 0; e !== undefined && e !== null && depth < 10; e = e.cause as typeof e, depth++) {
+    if (typeof e.code === "string") code = e.code;
+  }
+  return code;
+}
+
 export type RuleDb = MySql2Database<typeof schema>;
 
 /** A pool and its drizzle handle; `close` ends the pool after running queries finish. */
@@ -91,7 +103,7 @@ export function openRuleDatabase(options: RuleDatabaseOptions): RuleDatabase {
       // A connection that never opened (server unreachable) makes end() reject
       // with that same connect error, already reported by the query that met it.
       await pool.end().catch((err: unknown) => {
-        if (!/ECONNREFUSED|ETIMEDOUT|ENOTFOUND|EHOSTUNREACH|PROTOCOL_CONNECTION_LOST/.test(describeDatabaseFailure(err))) throw err;
+        if (!UNREACHABLE.has(deepestCode(err) ?? "")) throw err;
       });
     },
   };
