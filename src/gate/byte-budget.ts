@@ -5,6 +5,8 @@
  * (not the message limit) bounds what a high concurrency can hold in memory:
  * message bodies in the process never exceed `maxBytes`.
  */
+import { createWakeSignal } from "./wake-signal.js";
+
 export interface ByteBudget {
   readonly maxBytes: number;
   readonly inUse: number;
@@ -15,7 +17,7 @@ export interface ByteBudget {
 
 export function createByteBudget(maxBytes: number): ByteBudget {
   let inUse = 0;
-  let wake: (() => void) | null = null;
+  const freed = createWakeSignal();
   return {
     maxBytes,
     get inUse() {
@@ -30,26 +32,14 @@ export function createByteBudget(maxBytes: number): ByteBudget {
           inUse += taken;
           return taken;
         }
-        await new Promise<void>((resolve, reject) => {
-          const onAbort = () => {
-            wake = null;
-            reject(signal.reason);
-          };
-          signal.addEventListener("abort", onAbort, { once: true });
-          wake = () => {
-            signal.removeEventListener("abort", onAbort);
-            resolve();
-          };
-        });
+        await freed.wait(signal);
       }
     },
     release(bytes) {
       if (bytes === 0) return;
       if (bytes < 0 || bytes > inUse) throw new RangeError(`cannot release ${bytes} of ${inUse} bytes`);
       inUse -= bytes;
-      const w = wake;
-      wake = null;
-      w?.();
+      freed.wake();
     },
   };
 }

@@ -6,6 +6,8 @@
  * lowering it lets work already in flight finish.
  */
 
+import { createWakeSignal } from "./wake-signal.js";
+
 export interface ConcurrencyLimit {
   /** The configured limit (KV key `concurrency`). */
   readonly limit: number;
@@ -30,14 +32,9 @@ export function createConcurrencyLimit(initialLimit: number): ConcurrencyLimit {
   let limit = initialLimit;
   let cap: number | null = null;
   let inUse = 0;
-  let wake: (() => void) | null = null;
+  const freed = createWakeSignal();
   const idleWaiters: (() => void)[] = [];
   const effective = () => (cap === null ? limit : Math.min(limit, cap));
-  const poke = () => {
-    const w = wake;
-    wake = null;
-    w?.();
-  };
 
   return {
     get limit() {
@@ -52,14 +49,14 @@ export function createConcurrencyLimit(initialLimit: number): ConcurrencyLimit {
     setLimit(next) {
       if (!Number.isInteger(next) || next < 1) throw new RangeError(`limit must be a positive integer, got ${next}`);
       limit = next;
-      poke();
+      freed.wake();
     },
     setCap(next) {
       cap = next;
-      poke();
+      freed.wake();
     },
     async acquire(max, signal) {
-      if (wake !== null) throw new Error("acquire is for one pull loop at a time");
+      if (freed.waiting) throw new Error("acquire is for one pull loop at a time");
       for (;;) {
         signal.throwIfAborted();
         const free = effective() - inUse;
@@ -69,24 +66,14 @@ export function createConcurrencyLimit(initialLimit: number): ConcurrencyLimit {
           inUse += taken;
           return taken;
         }
-        await new Promise<void>((resolve, reject) => {
-          const onAbort = () => {
-            wake = null;
-            reject(signal.reason);
-          };
-          signal.addEventListener("abort", onAbort, { once: true });
-          wake = () => {
-            signal.removeEventListener("abort", onAbort);
-            resolve();
-          };
-        });
+        await freed.wait(signal);
       }
     },
     release(credits) {
       if (credits === 0) return;
       if (credits < 0 || credits > inUse) throw new RangeError(`cannot release ${credits} of ${inUse} credits`);
       inUse -= credits;
-      poke();
+      freed.wake();
       if (inUse === 0) idleWaiters.splice(0).forEach((resolve) => resolve());
     },
     idle() {

@@ -11,6 +11,7 @@ import { decodeResultText } from "../../src/ingest/decode-result.js";
 import { createRuleTableBuilder, type PropertyRow, type RuleRow } from "../../src/match/rule-table.js";
 import { compileSnapshot, type RuleSnapshot } from "../../src/match/snapshot.js";
 import type { Decision, Hit, RecognitionResult, RuleAction } from "../../src/match/types.js";
+import { createRandom } from "../../src/seed/generate-dataset.js";
 
 const SEVERITY: Record<string, number> = { block: 4, limit: 3, review: 2, claim: 1 };
 const isDigits = (s: string) => /^[0-9]+$/.test(s);
@@ -61,25 +62,13 @@ function naiveMatch(rules: readonly RuleRow[], properties: readonly PropertyRow[
   return hits.length === 0 ? { action: "pass", ruleId: null, hits: [] } : { action: hits[0]!.action, ruleId: hits[0]!.ruleId, hits };
 }
 
-/** A small deterministic PRNG (mulberry32): a rule set per fast-check seed, thousands of rows cheaply. */
-function prng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const T0 = Date.parse("2026-06-01T00:00:00Z");
 const ASSETS = 120; // few assets for 5,000+ rules: each is shared by dozens of rules
 const SCORES = ["0.000", "0.500", "0.800", "0.930", "1.000"];
 const ACTIONS = ["block", "limit", "review", "claim", "claim", "BLOCK"];
 
 function ruleSet(seed: number, ruleCount: number): { rules: RuleRow[]; properties: PropertyRow[] } {
-  const rnd = prng(seed);
+  const rnd = createRandom(seed);
   const pick = <T>(xs: readonly T[]) => xs[Math.floor(rnd() * xs.length)]!;
   const rules: RuleRow[] = [];
   const properties: PropertyRow[] = [];
@@ -176,7 +165,7 @@ describe("matchResult against a naive reference", () => {
     const snapshot = compile(set);
     const popular = Number(set.properties.find((p) => p.kind === "asset" && p.value === "1") ? 1 : set.properties[0]!.value);
     const ascending = Array.from({ length: 10_000 }, (_, k) => ({ assetId: popular, startMs: k * 7, endMs: k * 7 + 5, score: 1 }));
-    const rnd = prng(3);
+    const rnd = createRandom(3);
     const shuffled = [...ascending].sort(() => rnd() - 0.5);
     for (const matches of [ascending, [...ascending].reverse(), shuffled]) {
       const checked = decodeResultText(JSON.stringify({ aid: 1, cid: 1, mid: 9, tid: 1, durationMs: 70_000, recognizedAt: new Date(T0).toISOString(), matches }));

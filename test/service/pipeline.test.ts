@@ -1,45 +1,23 @@
 import { Kvm } from "@nats-io/kv";
-import type { NatsConnection } from "@nats-io/transport-node";
 import { Writable } from "node:stream";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { Config } from "../../src/config.js";
 import { replayResults } from "../../src/replay/replay-results.js";
 import { createRuleLoader } from "../../src/rules/load-rules.js";
 import type { RunningService } from "../../src/service.js";
-import type { TestDatabase } from "../support/database.js";
-import { connectTest, consumerState, eventually, publishInputs, readStream, readVerdicts, removeTopology, testConfig } from "../support/nats.js";
-import { resultLines, seededDatabase, startTestService } from "../support/service.js";
+import { consumerState, eventually, publishInputs, readStream, readVerdicts, testConfig } from "../support/nats.js";
+import { resultLines, useServiceHarness } from "../support/service.js";
 
-let db: TestDatabase;
-let nc: NatsConnection;
-const cleanups: (() => Promise<unknown>)[] = [];
-
-beforeAll(async () => {
-  db = await seededDatabase();
-  nc = await connectTest();
-});
-afterAll(async () => {
-  for (const c of cleanups.reverse()) await c().catch(() => {});
-  await nc?.drain();
-  await db?.drop();
-});
-
-async function start(config: Config): Promise<RunningService> {
-  const service = await startTestService(config, nc);
-  cleanups.push(async () => {
-    await service.stop();
-    await removeTopology(nc, config);
-  });
-  return service;
-}
+const h = useServiceHarness();
+const start = (config: Config) => h.start(config);
 
 const settledCount = (s: RunningService) => s.stats.settled;
 
 describe("the live pipeline", () => {
   it("drains 5,000 results queued before start with one rule load, the replay's verdicts and no duplicates", async () => {
-    const config = testConfig(db.url, { TORT_CONCURRENCY: "64" });
+    const config = testConfig(h.db.url, { TORT_CONCURRENCY: "64" });
     const lines = resultLines(5_000, 0.01);
-    const seqs = await publishInputs(nc, config, lines);
+    const seqs = await publishInputs(h.nc, config, lines);
 
     const service = await start(config);
     await eventually(() => settledCount(service) === lines.length, "every message settled", 60_000);
@@ -47,7 +25,7 @@ describe("the live pipeline", () => {
     expect(cache.context.loads).toBe(1);
 
     // The reference: the replay of the same lines against the same rules.
-    const reference = await createRuleLoader(db.database).loadFull();
+    const reference = await createRuleLoader(h.db.database).loadFull();
     expect(reference.version).toBe(service.snapshot$.value!.version);
     const replayed: Record<string, unknown>[] = [];
     const invalidLines: number[] = [];
@@ -61,7 +39,7 @@ describe("the live pipeline", () => {
     });
     const validSeqs = seqs.filter((_, i) => !invalidLines.includes(i + 1));
 
-    const verdicts = await readVerdicts(nc, config);
+    const verdicts = await readVerdicts(h.nc, config);
     expect(verdicts).toHaveLength(validSeqs.length);
     expect(new Set(verdicts.map((v) => v.msgId)).size).toBe(verdicts.length);
     const bySeq = new Map(verdicts.map((v) => [v.verdict.source.seq, v]));
@@ -74,17 +52,17 @@ describe("the live pipeline", () => {
       expect(got.msgId).toBe(`${config.TORT_INPUT_STREAM}:${seq}`);
       expect(got.subject).toBe(`${config.TORT_VERDICT_SUBJECT_PREFIX}.${rest.action}`);
     });
-    expect(await readStream(nc, config.TORT_DEADLETTER_STREAM)).toHaveLength(invalidLines.length);
+    expect(await readStream(h.nc, config.TORT_DEADLETTER_STREAM)).toHaveLength(invalidLines.length);
     expect(invalidLines.length).toBeGreaterThan(10);
     await eventually(async () => {
-      const s = await consumerState(nc, config);
+      const s = await consumerState(h.nc, config);
       return s.pending === 0 && s.ackPending === 0;
     }, "nothing pending and nothing awaiting ack");
     expect(service.stats.maxInFlight).toBeLessThanOrEqual(64);
   });
 
   it("dead-letters malformed inputs with their reasons and leaves the good ones around them alone", async () => {
-    const config = testConfig(db.url);
+    const config = testConfig(h.db.url);
     const [good1, good2] = resultLines(2);
     const bodies: (string | Uint8Array)[] = [
       good1!,
@@ -94,11 +72,11 @@ describe("the live pipeline", () => {
       JSON.stringify({ ...JSON.parse(good1!), durationMs: -5 }),
       good2!,
     ];
-    const seqs = await publishInputs(nc, config, bodies);
+    const seqs = await publishInputs(h.nc, config, bodies);
     const service = await start(config);
     await eventually(() => settledCount(service) === bodies.length, "every message settled");
 
-    const dead = await readStream(nc, config.TORT_DEADLETTER_STREAM);
+    const dead = await readStream(h.nc, config.TORT_DEADLETTER_STREAM);
     expect(dead.map((m) => Number(m.headers!.get("Tort-Source-Seq")))).toEqual([seqs[1], seqs[2], seqs[3], seqs[4]]);
     const reasons = dead.map((m) => m.headers!.get("Tort-Error"));
     expect(reasons[0]).toMatch(/^body: not JSON/);
@@ -110,20 +88,20 @@ describe("the live pipeline", () => {
       const original = bodies[k + 1]!;
       expect(Buffer.from(m.data)).toEqual(Buffer.from(typeof original === "string" ? new TextEncoder().encode(original) : original));
     }
-    const verdicts = await readVerdicts(nc, config);
+    const verdicts = await readVerdicts(h.nc, config);
     expect(verdicts.map((v) => v.verdict.source.seq)).toEqual([seqs[0], seqs[5]]);
     await eventually(async () => {
-      const s = await consumerState(nc, config);
+      const s = await consumerState(h.nc, config);
       return s.pending === 0 && s.ackPending === 0 && s.redelivered === 0;
     }, "all settled, nothing redelivered");
   });
 
   it("near-1 MiB results at the highest concurrency: message bytes held stay within TORT_MAX_INFLIGHT_BYTES", async () => {
     const maxBytes = 4 * 1024 * 1024;
-    const config = testConfig(db.url, { TORT_CONCURRENCY: "4096", TORT_MAX_INFLIGHT_BYTES: String(maxBytes) });
+    const config = testConfig(h.db.url, { TORT_CONCURRENCY: "4096", TORT_MAX_INFLIGHT_BYTES: String(maxBytes) });
     // Valid results padded with an unknown field to ~900 kB each.
     const bodies = resultLines(40).map((l) => `${l.slice(0, -1)},"pad":"${"x".repeat(900_000)}"}`);
-    const seqs = await publishInputs(nc, config, bodies);
+    const seqs = await publishInputs(h.nc, config, bodies);
     const service = await start(config);
     let maxHeld = 0;
     let maxInFlight = 0;
@@ -140,7 +118,7 @@ describe("the live pipeline", () => {
     expect(maxHeld).toBeGreaterThan(0);
     expect(maxHeld).toBeLessThanOrEqual(maxBytes);
     expect(maxInFlight).toBeLessThanOrEqual(3);
-    expect((await readVerdicts(nc, config)).map((v) => v.verdict.source.seq).sort((a, b) => a - b)).toEqual(seqs);
+    expect((await readVerdicts(h.nc, config)).map((v) => v.verdict.source.seq).sort((a, b) => a - b)).toEqual(seqs);
     // Every reserve given back once the pulls end: the accounting balances.
     await service.stop();
     expect(service.budget.inUse).toBe(0);
@@ -148,13 +126,13 @@ describe("the live pipeline", () => {
   });
 
   it("follows the concurrency key of the KV bucket under load and ignores an invalid value", async () => {
-    const config = testConfig(db.url, { TORT_CONCURRENCY: "4" });
+    const config = testConfig(h.db.url, { TORT_CONCURRENCY: "4" });
     const service = await start(config);
     await eventually(() => service.snapshot$.value, "first snapshot");
-    const kv = await new Kvm(nc).open(config.TORT_CONFIG_BUCKET);
+    const kv = await new Kvm(h.nc).open(config.TORT_CONFIG_BUCKET);
     let published = 0;
     const burst = async (n: number) => {
-      await publishInputs(nc, config, resultLines(n));
+      await publishInputs(h.nc, config, resultLines(n));
       published += n;
       await eventually(() => settledCount(service) === published, "burst settled", 60_000);
     };
@@ -180,7 +158,7 @@ describe("the live pipeline", () => {
     await kv.put("concurrency", "0");
     await new Promise((r) => setTimeout(r, 300));
     expect(service.limit.limit).toBe(2);
-    const verdicts = await readVerdicts(nc, config);
+    const verdicts = await readVerdicts(h.nc, config);
     expect(verdicts).toHaveLength(published);
     expect(new Set(verdicts.map((v) => v.msgId)).size).toBe(published);
   });

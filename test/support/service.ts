@@ -67,3 +67,46 @@ export function useServiceStack(settings: Record<string, string>): ServiceStack 
   });
   return stack;
 }
+
+/** A seeded database and a NATS connection for a test file, with services started in it stopped (and their streams removed) afterwards. */
+export interface ServiceHarness {
+  readonly db: TestDatabase;
+  readonly nc: NatsConnection;
+  /** Run after the file's tests, in reverse order of registration. */
+  onCleanup(fn: () => Promise<unknown>): void;
+  /** An in-process service, stopped and its topology removed after the file's tests. */
+  start(config: Config, extra?: Partial<ServiceDeps>): Promise<RunningService>;
+}
+
+export function useServiceHarness(): ServiceHarness {
+  let db: TestDatabase | undefined;
+  let nc: NatsConnection | undefined;
+  const cleanups: (() => Promise<unknown>)[] = [];
+  beforeAll(async () => {
+    db = await seededDatabase();
+    nc = await connectTest();
+  });
+  afterAll(async () => {
+    for (const c of cleanups.reverse()) await c().catch(() => {});
+    await nc?.drain();
+    await db?.drop();
+  });
+  const harness: ServiceHarness = {
+    get db() {
+      return db!;
+    },
+    get nc() {
+      return nc!;
+    },
+    onCleanup: (fn) => void cleanups.push(fn),
+    async start(config, extra = {}) {
+      const service = await startTestService(config, nc!, extra);
+      cleanups.push(async () => {
+        await service.stop();
+        await removeTopology(nc!, config);
+      });
+      return service;
+    },
+  };
+  return harness;
+}
