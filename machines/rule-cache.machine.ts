@@ -161,6 +161,8 @@ export const ruleCacheMachine = setup({
       after: {
         retryDelay: [{ guard: "hasSnapshot", target: "refreshing" }, { target: "loading" }],
       },
+      // Kept for after the retry (a full reload asked for must not be lost).
+      on: { REFRESH: { actions: "markRefreshPending" } },
     },
     ready: {
       always: { guard: "refreshDue", target: "refreshing" },
