@@ -41,6 +41,7 @@ export const serviceMachine = setup({
     changeNotices: provided("changeNotices"),
     consumer: provided("consumer"),
     exhaustedWorker: provided("exhaustedWorker"),
+    lagPoller: provided("lagPoller"),
   },
   delays: { drainTimeout: ({ context }) => context.drainTimeoutMs },
 }).createMachine({
@@ -52,6 +53,7 @@ export const serviceMachine = setup({
     { id: "changeNotices", systemId: "changeNotices", src: "changeNotices" },
     { id: "consumer", systemId: "consumer", src: "consumer" },
     { id: "exhaustedWorker", systemId: "exhaustedWorker", src: "exhaustedWorker" },
+    { id: "lagPoller", systemId: "lagPoller", src: "lagPoller" },
   ],
   on: {
     "CONFIG.CONCURRENCY": { actions: sendTo("consumer", ({ event }) => event) },

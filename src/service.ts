@@ -14,6 +14,7 @@ import { serviceMachine } from "../machines/service.machine.js";
 import type { Config } from "./config.js";
 import { createByteBudget, type ByteBudget } from "./gate/byte-budget.js";
 import { createConcurrencyLimit, type ConcurrencyLimit } from "./gate/concurrency-limit.js";
+import { pollConsumerLag, type ConsumerLag } from "./ingest/consumer-lag.js";
 import { ensureTopology } from "./ingest/topology.js";
 import { watchLiveConfig } from "./live-config/watch-live-config.js";
 import type { RuleSnapshot } from "./match/snapshot.js";
@@ -71,6 +72,8 @@ export interface RunningService {
   readonly budget: ByteBudget;
   readonly snapshot$: BehaviorSubject<RuleSnapshot | null>;
   readonly metrics: Metrics;
+  /** The durable consumer's last lag reading (every TORT_LAG_POLL_MS). */
+  consumerLag(): ConsumerLag | null;
   /** The rule cache's current state name. */
   ruleCacheState(): string;
   /** Recent rule-cache transitions and errors, newest last (bounded). */
@@ -141,6 +144,8 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
 
   /** The rule cache's current state name, as last seen (set below once the actor runs). */
   let cacheState = "";
+  /** The consumer's lag, once the lag poller runs. */
+  let lag: () => ConsumerLag | null = () => null;
   const metrics = createMetrics({
     inFlight: () => stats.inFlight,
     limit: () => limit.limit,
@@ -149,6 +154,7 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
     ruleCacheState: () => cacheState,
     ruleCacheStates: Object.keys(ruleCacheMachine.config.states ?? {}),
     now: () => now().getTime(),
+    lag: () => lag(),
   });
 
   const ruleCache = ruleCacheMachine.provide({
@@ -205,8 +211,10 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
           now,
           onMatched: metrics.matched,
           log,
-          onSettled: (settled, msg) =>
-            metrics.messageSettled(settled.outcome, settled.action, Math.max(0, now().getTime() - msg.info.timestampNanos / 1e6) / 1000),
+          onSettled: (settled, msg) => {
+            metrics.messageSettled(settled.outcome, settled.action, Math.max(0, now().getTime() - msg.info.timestampNanos / 1e6) / 1000);
+            if (settled.deadLetter !== undefined) metrics.deadLettered(settled.deadLetter);
+          },
         });
         pipeline.done.catch((err: unknown) => sendBack({ type: "CONSUMER.FAILED", error: String((err as Error)?.message ?? err) }));
         receive((event) => {
@@ -224,9 +232,17 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
           retryDelayMs: Math.max(c.TORT_NAK_DELAY_MS, 1_000),
           now,
           log,
-          onSettled: (settled) => metrics.exhaustedSettled(settled.outcome),
+          onSettled: (settled) => {
+            metrics.exhaustedSettled(settled.outcome);
+            if (settled.deadLetter !== undefined) metrics.deadLettered(settled.deadLetter);
+          },
         });
         return () => void worker.stop();
+      }),
+      lagPoller: fromCallback(() => {
+        const poller = pollConsumerLag(jsm, c.TORT_INPUT_STREAM, c.TORT_CONSUMER, c.TORT_LAG_POLL_MS, log, () => now().getTime());
+        lag = poller.latest;
+        return () => poller.stop();
       }),
     },
   });
@@ -299,6 +315,7 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
     snapshot$,
     metrics,
     ruleCacheState: () => cacheState,
+    consumerLag: () => lag(),
     recent: { transitions, errors },
     stopped,
     async stop() {

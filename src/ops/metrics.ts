@@ -5,6 +5,8 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { RuleSnapshot } from "../match/snapshot.js";
+import type { ConsumerLag } from "../ingest/consumer-lag.js";
+import { DEAD_LETTER_CLASSES, type DeadLetterClass } from "../verdict/decide-settlement.js";
 import { OUTCOMES, type Outcome } from "./service-stats.js";
 import { VERDICT_ACTIONS, type VerdictAction } from "../match/types.js";
 
@@ -16,6 +18,8 @@ export interface MetricsSources {
   readonly ruleCacheState: () => string;
   readonly ruleCacheStates: readonly string[];
   readonly now: () => number;
+  /** The consumer's last lag reading. */
+  readonly lag?: () => ConsumerLag | null;
 }
 
 export function createMetrics(sources: MetricsSources) {
@@ -104,10 +108,31 @@ export function createMetrics(sources: MetricsSources) {
     registers: [registry],
   });
   for (const outcome of OUTCOMES) exhausted.inc({ outcome }, 0);
+  const deadLetters = new Counter({
+    name: "tortmatch_dead_letters_total",
+    help: "Dead letters written, by class of reason",
+    labelNames: ["reason"],
+    registers: [registry],
+  });
+  for (const reason of DEAD_LETTER_CLASSES) deadLetters.inc({ reason }, 0);
+  const lagGauge = (name: string, help: string, pick: (lag: ConsumerLag) => number) =>
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        const lag = sources.lag?.();
+        if (lag) this.set(pick(lag));
+      },
+    });
+  lagGauge("tortmatch_consumer_pending_messages", "Messages in the input stream not yet delivered to the durable consumer (read every TORT_LAG_POLL_MS)", (l) => l.pending);
+  lagGauge("tortmatch_consumer_ack_pending_messages", "Messages delivered to the durable consumer and not yet acknowledged, across every instance", (l) => l.ackPending);
+  lagGauge("tortmatch_consumer_redelivered_messages", "Messages delivered more than once and not yet acknowledged", (l) => l.redelivered);
   for (const kind of ["full", "incremental"]) for (const result of ["ok", "error"]) loads.inc({ kind, result }, 0);
   return {
     registry,
     exhaustedSettled: (outcome: Outcome) => exhausted.inc({ outcome }),
+    deadLettered: (reason: DeadLetterClass) => deadLetters.inc({ reason }),
     messageSettled(outcome: Outcome, action: VerdictAction | undefined, endToEndSeconds: number | null) {
       messages.inc({ outcome });
       if (action !== undefined && (outcome === "verdict" || outcome === "duplicate-verdict")) verdicts.inc({ action });

@@ -53,6 +53,7 @@ export function currentStatus(input: StatusInput) {
       limit: service.limit.limit,
       waiting: service.stats.waiting,
       received: service.stats.received,
+      consumerLag: service.consumerLag(),
       throughputPerSecond: Math.round(input.throughput()),
     },
     verdicts: Object.fromEntries(VERDICT_ACTIONS.map((a) => [a, service.stats.verdicts[a]])),

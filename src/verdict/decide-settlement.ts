@@ -100,3 +100,16 @@ export function decideSettlement(f: SettlementFacts): SettlementStep {
 }
 
 const errorOf = (o: PublishOutcome | undefined) => (o?.kind === "failed" ? o.error : "no outcome");
+
+/** The small fixed set of dead-letter reasons, for counting (`tortmatch_dead_letters_total{reason}`). */
+export const DEAD_LETTER_CLASSES = ["invalid_json", "invalid_utf8", "too_large", "invalid_field", "publish_refused"] as const;
+export type DeadLetterClass = (typeof DEAD_LETTER_CLASSES)[number];
+
+/** The class of a dead letter's one-line reason (as decode and decideSettlement word them). */
+export function deadLetterClass(reason: string): DeadLetterClass {
+  if (reason.startsWith("body: not JSON")) return "invalid_json";
+  if (reason.startsWith("body: not valid UTF-8")) return "invalid_utf8";
+  if (/^body: \d+ bytes exceeds/.test(reason)) return "too_large";
+  if (reason.startsWith("verdict publish refused")) return "publish_refused";
+  return "invalid_field";
+}

@@ -7,7 +7,7 @@
 import type { JsMsg } from "@nats-io/jetstream";
 import type { Logger } from "pino";
 import type { Verdict, VerdictAction, VerdictSource } from "../match/types.js";
-import { decideSettlement, type PublishOutcome, type SettlementFacts, type SettlementOutcome } from "./decide-settlement.js";
+import { deadLetterClass, decideSettlement, type DeadLetterClass, type PublishOutcome, type SettlementFacts, type SettlementOutcome } from "./decide-settlement.js";
 import type { Publisher } from "./publish.js";
 import type { LookupAnswer, VerdictLookup } from "./verdict-lookup.js";
 
@@ -39,6 +39,8 @@ export type Decided = { readonly ok: true; readonly verdict: Verdict } | { reado
 export interface Settled {
   readonly outcome: SettlementOutcome;
   readonly action?: VerdictAction;
+  /** For a dead letter: the class of its reason. */
+  readonly deadLetter?: DeadLetterClass;
 }
 
 /** The input's source, from the message's reply subject: parsed once. */
@@ -82,6 +84,7 @@ export async function settleMessage(msg: Settleable, decided: Decided, o: Settle
   const verdictAttempts: PublishOutcome[] = [];
   let deadLetter: PublishOutcome | undefined;
   let lookup: LookupAnswer | undefined;
+  let deadLetterReason = "";
   const late =
     o.lookup !== undefined &&
     o.duplicateWindowMs !== undefined &&
@@ -108,6 +111,7 @@ export async function settleMessage(msg: Settleable, decided: Decided, o: Settle
         verdictAttempts.push(await o.publisher.publishVerdict((decided as Extract<Decided, { ok: true }>).verdict, source));
         continue;
       case "publish-dead-letter":
+        deadLetterReason = step.reason;
         deadLetter = await o.publisher.publishDeadLetter(msg.data, source, step.reason);
         continue;
       case "ack":
@@ -126,7 +130,7 @@ export async function settleMessage(msg: Settleable, decided: Decided, o: Settle
         } catch (err) {
           o.log.warn({ ...source, err: (err as Error).message }, "term failed after the dead letter was stored");
         }
-        return { outcome: step.outcome };
+        return { outcome: step.outcome, deadLetter: deadLetterClass(deadLetterReason) };
       case "nak":
         if (step.outcome === "stuck") {
           o.log.error({ ...source, delivery: msg.delivery, why: step.why }, "message not settled on its final delivery; the exhausted-deliveries worker takes it over");

@@ -24,6 +24,7 @@ function harness() {
       configWatcher: quiet,
       changeNotices: quiet,
       exhaustedWorker: fromCallback(() => () => events.push("exhaustedWorker stopped")),
+      lagPoller: quiet,
       consumer: fromCallback(({ sendBack, receive }) => {
         consumerBack = sendBack;
         receive((e) => events.push(`consumer got ${e.type}`));

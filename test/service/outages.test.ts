@@ -59,7 +59,7 @@ describe("outages", () => {
 
   it("database unreachable at start: nothing is acked or dead-lettered while it retries; all is processed once it is back", async () => {
     await proxy.down();
-    const config = testConfig(proxiedUrl(), { TORT_WAIT_BUFFER: "32", TORT_CONCURRENCY: "64", TORT_ACK_WAIT_MS: "2000", TORT_PUBLISH_TIMEOUT_MS: "1500", TORT_DUPLICATE_WINDOW_MS: "60000" });
+    const config = testConfig(proxiedUrl(), { TORT_WAIT_BUFFER: "32", TORT_CONCURRENCY: "64", TORT_ACK_WAIT_MS: "2000", TORT_PUBLISH_TIMEOUT_MS: "1500", TORT_DUPLICATE_WINDOW_MS: "60000", TORT_LAG_POLL_MS: "500" });
     const lines = resultLines(400);
     await publishInputs(nc, config, lines);
     const service = await startTestService(config, nc);
@@ -83,6 +83,9 @@ describe("outages", () => {
     // Nothing acked; what it pulled it nak'ed (the server counts those as pending ack until redelivered).
     expect(waitingState.pending + waitingState.ackPending).toBe(lines.length);
     expect(service.stats.outcomes.retry).toBe(service.stats.received);
+    // The lag, as /metrics shows it: everything still to do.
+    const gauge = async (name: string) => Number((await service.metrics.registry.metrics()).match(new RegExp(`^${name} (\\d+)$`, "m"))?.[1] ?? NaN);
+    await eventually(async () => (await gauge("tortmatch_consumer_pending_messages")) + (await gauge("tortmatch_consumer_ack_pending_messages")) === lines.length, "the lag in /metrics");
 
     await proxy.up();
     await eventually(() => settled(service) === lines.length, "everything processed", 60_000);
@@ -90,6 +93,7 @@ describe("outages", () => {
     const verdicts = await readVerdicts(nc, config);
     expect(new Set(verdicts.map((v) => v.msgId)).size).toBe(lines.length);
     await eventually(async () => (await consumerState(nc, config)).ackPending === 0, "nothing awaiting ack");
+    await eventually(async () => (await gauge("tortmatch_consumer_pending_messages")) === 0 && (await gauge("tortmatch_consumer_ack_pending_messages")) === 0, "no lag left in /metrics");
   });
 
   it("a rule change and its notice give later results the new verdict; a failed refresh keeps serving the old snapshot", async () => {

@@ -90,6 +90,10 @@ describe("the live pipeline", () => {
     }
     const verdicts = await readVerdicts(h.nc, config);
     expect(verdicts.map((v) => v.verdict.source.seq)).toEqual([seqs[0], seqs[5]]);
+    const metrics = await service.metrics.registry.metrics();
+    for (const [reason, n] of [["invalid_json", 1], ["invalid_utf8", 1], ["invalid_field", 2], ["too_large", 0], ["publish_refused", 0]] as const) {
+      expect(metrics).toContain(`tortmatch_dead_letters_total{reason="${reason}"} ${n}`);
+    }
     await eventually(async () => {
       const s = await consumerState(h.nc, config);
       return s.pending === 0 && s.ackPending === 0 && s.redelivered === 0;
