@@ -6,6 +6,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Registry } from "prom-client";
+import { MAX_PROFILE_SECONDS, ProfileBusyError, takeHeapProfile } from "./heap-profile.js";
 import { STATUS_PAGE } from "./status-page.js";
 import { ruleCacheChart, type Status } from "./status.js";
 
@@ -24,6 +25,13 @@ export interface OpsServerOptions {
 
 /** Default cap on one /events client's unsent bytes. */
 export const MAX_EVENT_BUFFER_BYTES = 1024 * 1024;
+
+/** The query of a request target ("" when none). */
+export function requestQuery(target: string | undefined): string {
+  const t = target ?? "";
+  const q = t.indexOf("?");
+  return q === -1 ? "" : t.slice(q + 1).split("#")[0]!;
+}
 
 /** The path of a request target, without parsing it as a URL (which throws on `//`, `http://[`, …). */
 export function requestPath(target: string | undefined): string {
@@ -78,6 +86,24 @@ export async function startOpsServer(o: OpsServerOptions): Promise<OpsServer> {
         clients.add(res);
         req.on("close", () => clients.delete(res));
         return;
+      case "/debug/heap-profile": {
+        const seconds = Number(new URLSearchParams(requestQuery(req.url)).get("seconds") ?? "10");
+        if (!Number.isInteger(seconds) || seconds < 1 || seconds > MAX_PROFILE_SECONDS) {
+          return json(res, 400, { error: `seconds must be an integer from 1 to ${MAX_PROFILE_SECONDS}` });
+        }
+        takeHeapProfile(seconds).then(
+          (profile) => {
+            res.writeHead(200, {
+              "content-type": "application/json",
+              "content-disposition": `attachment; filename="tortmatch-${Date.now()}.heapprofile"`,
+              "cache-control": "no-store",
+            });
+            res.end(profile);
+          },
+          (err: unknown) => json(res, err instanceof ProfileBusyError ? 409 : 500, { error: (err as Error).message }),
+        );
+        return;
+      }
       case "/":
       case "/status":
         res.writeHead(200, { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" });
