@@ -72,6 +72,7 @@ export async function startApp(o: AppOptions): Promise<App> {
         log,
         nc,
         database,
+        natsConnected,
         ...(o.pullExpiresMs !== undefined ? { pullExpiresMs: o.pullExpiresMs } : {}),
         ...(inspector ? { inspect: inspector.inspect.next!.bind(inspector.inspect) } : {}),
       });

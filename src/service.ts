@@ -53,6 +53,8 @@ export interface ServiceDeps {
   readonly now?: () => Date;
   /** How long one pull request waits on the server (default 5 s; tests use less). */
   readonly pullExpiresMs?: number;
+  /** Whether NATS is connected now (readiness); assumed while the connection is open when not given. */
+  readonly natsConnected?: () => boolean;
   /** Passed to createActor: the Stately inspector attaches here. */
   readonly inspect?: (event: InspectionEvent) => void;
 }
@@ -144,6 +146,8 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
 
   /** The rule cache's current state name, as last seen (set below once the actor runs). */
   let cacheState = "";
+  /** The actor system, once made (the metrics read the rule cache's refresh interval from it). */
+  let actorRef: ActorRefFrom<typeof serviceMachine> | undefined;
   /** The consumer's lag, once the lag poller runs. */
   let lag: () => ConsumerLag | null = () => null;
   const metrics = createMetrics({
@@ -155,6 +159,8 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
     ruleCacheStates: Object.keys(ruleCacheMachine.config.states ?? {}),
     now: () => now().getTime(),
     lag: () => lag(),
+    ready: () => snapshot$.value !== null && (deps.natsConnected?.() ?? !nc.isClosed()),
+    refreshIntervalMs: () => (actorRef?.system.get("ruleCache")?.getSnapshot().context.refreshIntervalMs as number | undefined) ?? c.TORT_REFRESH_INTERVAL_MS,
   });
 
   const ruleCache = ruleCacheMachine.provide({
@@ -247,7 +253,7 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
     },
   });
 
-  const actor = createActor(machine, {
+  const actor = (actorRef = createActor(machine, {
     input: {
       ruleCache: {
         refreshIntervalMs: c.TORT_REFRESH_INTERVAL_MS,
@@ -259,7 +265,7 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
       drainTimeoutMs: c.TORT_SHUTDOWN_TIMEOUT_MS,
     },
     ...(deps.inspect ? { inspect: deps.inspect } : {}),
-  });
+  }));
 
   // Follow the rule cache: publish each new snapshot to the pipeline, log its transitions.
   const transitions: ServiceEventRecord[] = [];

@@ -20,6 +20,10 @@ export interface MetricsSources {
   readonly now: () => number;
   /** The consumer's last lag reading. */
   readonly lag?: () => ConsumerLag | null;
+  /** Ready: a snapshot loaded and NATS connected (what /readyz says). */
+  readonly ready?: () => boolean;
+  /** The refresh interval in force, ms (0 = off). */
+  readonly refreshIntervalMs?: () => number;
 }
 
 export function createMetrics(sources: MetricsSources) {
@@ -87,6 +91,8 @@ export function createMetrics(sources: MetricsSources) {
   });
   const gauge = (name: string, help: string, read: () => number) =>
     new Gauge({ name, help, registers: [registry], collect() { this.set(read()); } });
+  if (sources.ready) gauge("tortmatch_ready", "1 when a rule snapshot is loaded and NATS is connected (as /readyz), else 0", () => (sources.ready!() ? 1 : 0));
+  if (sources.refreshIntervalMs) gauge("tortmatch_refresh_interval_seconds", "The timer refresh interval in force (0 = off)", () => sources.refreshIntervalMs!() / 1000);
   gauge("tortmatch_in_flight", "Messages between pull and settlement", sources.inFlight);
   gauge("tortmatch_concurrency_limit", "The live concurrency limit", sources.limit);
   gauge("tortmatch_waiting", "Messages waiting for the first rule snapshot", sources.waiting);
