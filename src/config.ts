@@ -85,6 +85,8 @@ const envSchema = z.object({
    * in one fetch, and an oversized burst could make the server see a slow consumer.
    */
   TORT_PULL_BATCH: int(1, 4096).default(32),
+  /** How often the status page's charts take a sample (they show the last 15 minutes). */
+  TORT_CHART_SAMPLE_MS: int(100, 60_000).default(5_000),
   /** How often the consumer's lag is read from the server (one request per instance per period). */
   TORT_LAG_POLL_MS: int(500, 600_000).default(5_000),
   /** Longest graceful shutdown before the process gives up on in-flight work. */

@@ -18,6 +18,7 @@ import { pollConsumerLag, type ConsumerLag } from "./ingest/consumer-lag.js";
 import { ensureTopology } from "./ingest/topology.js";
 import { watchLiveConfig } from "./live-config/watch-live-config.js";
 import type { RuleSnapshot } from "./match/snapshot.js";
+import { createLatencyWindow, type LatencyWindow } from "./ops/history.js";
 import { createMetrics, type Metrics } from "./ops/metrics.js";
 import { createServiceStats, type ServiceStats } from "./ops/service-stats.js";
 import { runPipeline } from "./pipeline.js";
@@ -72,6 +73,8 @@ export interface RunningService {
   readonly stats: ServiceStats;
   readonly limit: ConcurrencyLimit;
   readonly budget: ByteBudget;
+  /** End-to-end latencies since the last chart sample. */
+  readonly latencies: LatencyWindow;
   readonly snapshot$: BehaviorSubject<RuleSnapshot | null>;
   readonly metrics: Metrics;
   /** The durable consumer's last lag reading (every TORT_LAG_POLL_MS). */
@@ -119,6 +122,8 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
   const limit = createConcurrencyLimit(c.TORT_CONCURRENCY);
   limit.setCap(c.TORT_WAIT_BUFFER); // until the first snapshot: the wait buffer bounds what is pulled
   const budget = createByteBudget(c.TORT_MAX_INFLIGHT_BYTES);
+  /** End-to-end latencies of the status page's current chart interval (bounded reservoir). */
+  const latencies = createLatencyWindow();
   const snapshot$ = new BehaviorSubject<RuleSnapshot | null>(null);
   /** Emits when the first load failed: the messages waiting for it go back to JetStream. */
   const giveBack$ = new Subject<void>();
@@ -218,7 +223,9 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
           onMatched: metrics.matched,
           log,
           onSettled: (settled, msg) => {
-            metrics.messageSettled(settled.outcome, settled.action, Math.max(0, now().getTime() - msg.info.timestampNanos / 1e6) / 1000);
+            const endToEnd = Math.max(0, now().getTime() - msg.info.timestampNanos / 1e6) / 1000;
+            metrics.messageSettled(settled.outcome, settled.action, endToEnd);
+            latencies.observe(endToEnd);
             if (settled.deadLetter !== undefined) metrics.deadLettered(settled.deadLetter);
           },
         });
@@ -318,6 +325,7 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
     stats,
     limit,
     budget,
+    latencies,
     snapshot$,
     metrics,
     ruleCacheState: () => cacheState,

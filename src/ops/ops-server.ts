@@ -15,6 +15,8 @@ export interface OpsServerOptions {
   readonly port: number;
   readonly registry: Registry;
   readonly status: () => Status;
+  /** The charts' samples and the rule-cache transitions to mark on them (/history.json). */
+  readonly history?: () => unknown;
   /** How often /events pushes the status. */
   readonly pushEveryMs?: number;
   /** Most /events clients at once (each is an open connection). */
@@ -77,6 +79,8 @@ export async function startOpsServer(o: OpsServerOptions): Promise<OpsServer> {
         return;
       case "/status.json":
         return json(res, 200, o.status());
+      case "/history.json":
+        return json(res, 200, o.history?.() ?? { samples: [], marks: [] });
       case "/chart.json":
         return json(res, 200, ruleCacheChart());
       case "/events":

@@ -5,6 +5,7 @@
 import { redactConfig, type Config } from "../config.js";
 import type { RunningService } from "../service.js";
 import { startOpsServer, type OpsServer } from "./ops-server.js";
+import { recordHistory } from "./history.js";
 import { currentStatus } from "./status.js";
 
 /** Settled results per second over a sliding window of `windowS` samples taken every second. */
@@ -34,6 +35,17 @@ export async function serveOps(o: ServeOpsOptions): Promise<OpsServer> {
   const startedAt = Date.now();
   const shownConfig = redactConfig(o.config); // once: the configuration is frozen
   const meter = throughputMeter(() => o.service.stats.settled);
+  const history = recordHistory(
+    {
+      settled: () => o.service.stats.settled,
+      lag: () => o.service.consumerLag(),
+      latencies: o.service.latencies,
+      inFlight: () => o.service.stats.inFlight,
+      limit: () => o.service.limit.limit,
+      snapshot: () => o.service.snapshot$.value,
+    },
+    o.config.TORT_CHART_SAMPLE_MS,
+  );
   try {
     const server = await startOpsServer({
       host: o.config.TORT_OPS_HOST,
@@ -41,17 +53,20 @@ export async function serveOps(o: ServeOpsOptions): Promise<OpsServer> {
       registry: o.service.metrics.registry,
       status: () =>
         currentStatus({ service: o.service, natsConnected: o.natsConnected, config: shownConfig, startedAt, throughput: meter.rate, inspector: o.inspectorUrl }),
+      history: () => ({ everyMs: o.config.TORT_CHART_SAMPLE_MS, samples: history.samples(), marks: o.service.recent.transitions }),
     });
     return {
       url: server.url,
       eventClients: server.eventClients,
       async close() {
         meter.stop();
+        history.stop();
         await server.close();
       },
     };
   } catch (err) {
     meter.stop();
+    history.stop();
     throw err;
   }
 }

@@ -16,6 +16,8 @@ export const STATUS_PAGE = `<!doctype html>
   svg text { font: 12px system-ui, sans-serif; } .state rect { fill: #fff; stroke: #8a93a6; stroke-width: 1.5; }
   .state.current rect { fill: #2f6fec; stroke: #1a4fb8; } .state.current text { fill: #fff; font-weight: 600; }
   .edge { stroke: #9aa3b5; fill: none; marker-end: url(#arrow); } .edge-label { fill: #6b7385; font-size: 10px; }
+  .charts svg { width: 100%; height: 120px; } .line { fill: none; stroke-width: 1.6; } .axis { stroke: #dde1e8; }
+  .mark { stroke: #b3261e; stroke-dasharray: 3 3; stroke-width: 1; } .legend { font-size: 11px; }
   ol { margin: 0; padding-left: 18px; max-height: 220px; overflow: auto; overflow-wrap: anywhere; } code { font-size: 12px; }
 </style></head>
 <body>
@@ -29,6 +31,14 @@ export const STATUS_PAGE = `<!doctype html>
   <div class="card"><h2>Flow</h2><div class="big"><span id="inFlight">–</span> / <span id="limit">–</span> in flight</div>
     <div><span id="waiting">–</span> waiting for the cache · <span id="throughput">–</span> results/s · <span id="received">–</span> received</div></div>
   <div class="card"><h2>Verdicts</h2><table id="verdicts"></table><div>dead letters <b id="deadLetters">–</b> · retries <b id="retries">–</b></div></div>
+</div>
+<h2>Last 15 minutes <span class="muted" style="font-weight:400">(dashed: rule-cache transitions)</span></h2>
+<div class="grid charts">
+  <div class="card"><div class="muted">results/s</div><svg id="c-rate" viewBox="0 0 400 120"></svg></div>
+  <div class="card"><div class="muted">consumer lag (messages)</div><svg id="c-lag" viewBox="0 0 400 120"></svg></div>
+  <div class="card"><div class="muted">end-to-end latency (ms)</div><svg id="c-latency" viewBox="0 0 400 120"></svg></div>
+  <div class="card"><div class="muted">in flight / limit</div><svg id="c-flight" viewBox="0 0 400 120"></svg></div>
+  <div class="card"><div class="muted">memory (MB)</div><svg id="c-memory" viewBox="0 0 400 120"></svg></div>
 </div>
 <div class="grid">
   <div class="card"><h2>Recent transitions</h2><ol id="transitions"></ol></div>
@@ -79,6 +89,46 @@ function render(s) {
   list("transitions", s.recent.transitions); list("errors", s.recent.errors);
   set("inspector", s.inspector ? "Stately inspector bridge: " + s.inspector + " (needs internet in the browser)" : "not attached (run with --inspect)");
 }
+const CHARTS = [
+  { id: "c-rate", series: [["resultsPerSecond", "results/s", "#2f6fec"]] },
+  { id: "c-lag", series: [["pending", "pending", "#2f6fec"], ["ackPending", "ack pending", "#e07b00"]] },
+  { id: "c-latency", series: [["p50Ms", "p50", "#2f6fec"], ["p99Ms", "p99", "#b3261e"]] },
+  { id: "c-flight", series: [["inFlight", "in flight", "#2f6fec"], ["limit", "limit", "#8a93a6"]] },
+  { id: "c-memory", series: [["rssMb", "RSS", "#2f6fec"], ["heapUsedMb", "heap used", "#e07b00"], ["snapshotMb", "snapshot", "#1b7f3b"]] },
+];
+function drawCharts(h) {
+  const samples = h.samples;
+  if (samples.length === 0) return;
+  const t1 = samples[samples.length - 1].t, t0 = Math.min(samples[0].t, t1 - 10000);
+  const W = 400, H = 120, L = 44, B = 18;
+  const x = (t) => L + (W - L - 6) * (t - t0) / Math.max(1, t1 - t0);
+  for (const c of CHARTS) {
+    const svg = document.getElementById(c.id);
+    svg.innerHTML = "";
+    let max = 0;
+    for (const s of samples) for (const [k] of c.series) if (s[k] != null && s[k] > max) max = s[k];
+    max = max > 0 ? max * 1.1 : 1;
+    const y = (v) => H - B - (H - B - 8) * v / max;
+    el("line", { class: "axis", x1: L, x2: W - 6, y1: H - B, y2: H - B }, svg);
+    el("text", { x: L - 4, y: 12, "text-anchor": "end" }, svg).textContent = max >= 10 ? Math.round(max) : max.toFixed(1);
+    el("text", { x: L - 4, y: H - B, "text-anchor": "end" }, svg).textContent = "0";
+    el("text", { x: L, y: H - 4 }, svg).textContent = new Date(t0).toISOString().slice(11, 19);
+    el("text", { x: W - 6, y: H - 4, "text-anchor": "end" }, svg).textContent = new Date(t1).toISOString().slice(11, 19);
+    c.series.forEach(([k, label, color], i) => {
+      const pts = samples.filter((s) => s[k] != null).map((s) => x(s.t).toFixed(1) + "," + y(s[k]).toFixed(1)).join(" ");
+      el("polyline", { class: "line", stroke: color, points: pts, "data-series": k }, svg);
+      el("text", { class: "legend", x: L + 6 + i * 90, y: 12, fill: color }, svg).textContent = label;
+    });
+    for (const m of h.marks) {
+      const t = Date.parse(m.at);
+      if (t < t0 || t > t1) continue;
+      const line = el("line", { class: "mark", x1: x(t), x2: x(t), y1: 16, y2: H - B }, svg);
+      el("title", {}, line).textContent = m.at.slice(11, 19) + " " + m.state;
+    }
+  }
+}
+const pollHistory = () => fetch("history.json").then((r) => r.json()).then((h) => { drawCharts(h); setTimeout(pollHistory, Math.max(1000, h.everyMs || 5000)); }, () => setTimeout(pollHistory, 5000));
+pollHistory();
 fetch("chart.json").then((r) => r.json()).then(drawChart).then(() => {
   const events = new EventSource("events");
   events.onmessage = (m) => { set("live", "live"); render(JSON.parse(m.data)); };

@@ -45,6 +45,7 @@ beforeAll(async () => {
     NATS_USER: "tortmatch",
     NATS_PASSWORD,
     LOG_LEVEL: "debug",
+    TORT_CHART_SAMPLE_MS: "250",
     TORT_OPS_PORT: String(port),
     TORT_RETRY_BASE_MS: "200",
     TORT_RETRY_MAX_MS: "500",
@@ -134,6 +135,14 @@ describe("ops endpoints of a running service", () => {
       await publishInputs(nc, config, resultLines(50));
       await page.waitForFunction(`Number(document.querySelector("#received").textContent) >= ${before + 50}`, undefined, { timeout: 15_000 });
       expect(await page.textContent("#transitions")).toContain("ready");
+      // The charts: points in each, and a refresh shows up as a mark on the time axis.
+      const points = (id: string) => `(document.querySelector("#${id} polyline")?.getAttribute("points") ?? "").split(" ").filter(Boolean).length`;
+      for (const id of ["c-rate", "c-lag", "c-flight", "c-memory"]) await page.waitForFunction(`${points(id)} >= 3`, undefined, { timeout: 15_000 });
+      await page.waitForFunction(`${points("c-latency")} >= 1`, undefined, { timeout: 15_000 }); // intervals that settled something
+      await page.waitForFunction(`(document.querySelector('#c-memory polyline[data-series="snapshotMb"]')?.getAttribute("points") ?? "").length > 0`, undefined, { timeout: 15_000 });
+      const marks = await page.locator("#c-rate .mark").count();
+      nc.publish(config.TORT_RULES_CHANGED_SUBJECT);
+      await page.waitForFunction(`document.querySelectorAll("#c-rate .mark").length > ${marks}`, undefined, { timeout: 15_000 });
       mkdirSync("artifacts", { recursive: true });
       await page.screenshot({ path: "artifacts/status-page.png", fullPage: true });
     } finally {
