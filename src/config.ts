@@ -32,6 +32,8 @@ const envSchema = z.object({
   /** The Stately inspector bridge (with `run --inspect`); always on 127.0.0.1. */
   TORT_INSPECT_PORT: int(1, 65_535).default(8080),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  /** The rule snapshot's memory budget, MB: a load that would exceed it is abandoned while it is read. */
+  TORT_SNAPSHOT_MAX_MB: int(1, 1_048_576).default(512),
   /** Rows per keyset page when loading rules. */
   TORT_LOAD_PAGE_SIZE: int(100, 100_000).default(20_000),
 

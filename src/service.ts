@@ -23,7 +23,7 @@ import { createMetrics, type Metrics } from "./ops/metrics.js";
 import { createServiceStats, type ServiceStats } from "./ops/service-stats.js";
 import { runPipeline } from "./pipeline.js";
 import type { RuleDatabase } from "./rules/database.js";
-import { createRuleLoader } from "./rules/load-rules.js";
+import { createRuleLoader, SnapshotOverBudgetError } from "./rules/load-rules.js";
 import { createSkippedRowsReporter } from "./rules/report-skipped.js";
 import { createPublisher } from "./verdict/publish.js";
 import { startExhaustedWorker } from "./verdict/settle-exhausted.js";
@@ -129,6 +129,7 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
   const giveBack$ = new Subject<void>();
   const loader = createRuleLoader(database, {
     pageSize: c.TORT_LOAD_PAGE_SIZE,
+    maxBytes: c.TORT_SNAPSHOT_MAX_MB * 2 ** 20,
     now,
     onHardDelete: (counts) => log.info(counts, "rule rows were deleted outright; the refresh reads both tables whole"),
   });
@@ -178,9 +179,14 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
           metrics.ruleLoad(kind, "ok", (performance.now() - started) / 1000);
           return snapshot;
         } catch (err) {
-          metrics.ruleLoad(kind, "error", (performance.now() - started) / 1000);
-          // The cause, at error level, on every attempt (the machine retries with backoff).
-          log.error({ err: (err as Error).message, loadKind: kind }, "rule load failed");
+          if (err instanceof SnapshotOverBudgetError) {
+            metrics.ruleLoad(kind, "over_budget", (performance.now() - started) / 1000);
+            log.error({ loadKind: kind, ...err.rows, estimateMb: Math.round(err.estimateBytes / 2 ** 20), maxMb: c.TORT_SNAPSHOT_MAX_MB }, err.message);
+          } else {
+            metrics.ruleLoad(kind, "error", (performance.now() - started) / 1000);
+            // The cause, at error level, on every attempt (the machine retries with backoff).
+            log.error({ err: (err as Error).message, loadKind: kind }, "rule load failed");
+          }
           throw err;
         }
       }),

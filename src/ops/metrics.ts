@@ -134,7 +134,7 @@ export function createMetrics(sources: MetricsSources) {
   lagGauge("tortmatch_consumer_pending_messages", "Messages in the input stream not yet delivered to the durable consumer (read every TORT_LAG_POLL_MS)", (l) => l.pending);
   lagGauge("tortmatch_consumer_ack_pending_messages", "Messages delivered to the durable consumer and not yet acknowledged, across every instance", (l) => l.ackPending);
   lagGauge("tortmatch_consumer_redelivered_messages", "Messages delivered more than once and not yet acknowledged", (l) => l.redelivered);
-  for (const kind of ["full", "incremental"]) for (const result of ["ok", "error"]) loads.inc({ kind, result }, 0);
+  for (const kind of ["full", "incremental"]) for (const result of ["ok", "error", "over_budget"]) loads.inc({ kind, result }, 0);
   return {
     registry,
     exhaustedSettled: (outcome: Outcome) => exhausted.inc({ outcome }),
@@ -145,7 +145,7 @@ export function createMetrics(sources: MetricsSources) {
       if (endToEndSeconds !== null) endToEnd.observe(endToEndSeconds);
     },
     matched: (seconds: number) => matchSeconds.observe(seconds),
-    ruleLoad(kind: "full" | "incremental", result: "ok" | "error", seconds: number) {
+    ruleLoad(kind: "full" | "incremental", result: "ok" | "error" | "over_budget", seconds: number) {
       loads.inc({ kind, result });
       loadSeconds.observe({ kind }, seconds);
     },

@@ -80,6 +80,30 @@ const propertyColumns = {
   mtime: videoTortRuleProperty.mtime,
 };
 
+/**
+ * What a snapshot holds per row, about (measured on the seeded 185k rows by
+ * bench:scale): a rule row keeps its table entry and, when active, a compiled
+ * rule; a property row its typed-array columns and, for an asset, its place in
+ * the asset index. Used to abandon a load that would exceed its memory budget
+ * while it is read, before the snapshot exists.
+ */
+export const RULE_ROW_BYTES = 700;
+export const PROPERTY_ROW_BYTES = 80;
+
+/** A load abandoned because the snapshot would exceed its memory budget (TORT_SNAPSHOT_MAX_MB). */
+export class SnapshotOverBudgetError extends Error {
+  override name = "SnapshotOverBudgetError";
+  constructor(
+    readonly rows: { readonly rules: number; readonly properties: number },
+    readonly estimateBytes: number,
+    readonly maxBytes: number,
+  ) {
+    super(
+      `the rule snapshot would exceed its memory budget: ${rows.rules} rule rows and ${rows.properties} property rows read so far ≈ ${Math.round(estimateBytes / 2 ** 20)} MB > ${Math.round(maxBytes / 2 ** 20)} MB (TORT_SNAPSHOT_MAX_MB, --snapshot-max-mb); the load was abandoned`,
+    );
+  }
+}
+
 /** How far a load has got, for progress bars and logs. */
 export interface LoadProgress {
   readonly table: "video_tort_rule" | "video_tort_rule_property";
@@ -93,6 +117,8 @@ export interface LoadOptions {
   readonly onProgress?: (progress: LoadProgress) => void;
   /** The clock for `loadedAt`; injectable for tests. */
   readonly now?: () => Date;
+  /** The snapshot's memory budget, bytes: a load whose estimate passes it is abandoned while it is read (checked per page). */
+  readonly maxBytes?: number;
   /** Told when an incremental refresh found other row counts than its snapshot (rows deleted outright) and read everything instead. */
   readonly onHardDelete?: (counts: { expected: { rules: number; properties: number }; found: { rules: number; properties: number } }) => void;
 }
@@ -114,6 +140,8 @@ async function readPages(
   since: number | null,
   apply: (row: unknown[]) => void,
   options: LoadOptions,
+  /** Called after each page is applied (the memory budget's check); may throw to stop the read. */
+  afterPage?: (rows: number) => void,
 ): Promise<number> {
   const pageSize = options.pageSize ?? DEFAULT_PAGE_SIZE;
   const id = t.columns.id!;
@@ -144,6 +172,7 @@ async function readPages(
     for (const row of page) apply(row);
     rows += page.length;
     options.onProgress?.({ table: t.name, rows });
+    afterPage?.(page.length);
   }
   return rows;
 }
@@ -193,15 +222,30 @@ export function createRuleLoader(database: RuleDatabase, defaults: LoadOptions =
     }
     const scratchRow = { id: 0, ruleId: 0, kind: "", value: "", state: 0, isDeleted: 0, mtimeMs: 0 };
     const since = previous === null ? null : Math.max(0, previous.table.maxMtimeMs - MTIME_OVERLAP_MS);
+    // The memory budget, checked per page: rows so far (an incremental refresh starts from its base) times the cost per row.
+    const rowsSoFar = { rules: previous?.table.rules.size ?? 0, properties: previous?.table.properties.length ?? 0 };
+    const overBudget = new AbortController();
+    const readOpts = { ...opts, signal: opts.signal ? AbortSignal.any([opts.signal, overBudget.signal]) : overBudget.signal };
+    const checkBudget = (table: "rules" | "properties") => (n: number) => {
+      rowsSoFar[table] += n;
+      if (opts.maxBytes === undefined) return;
+      const estimate = rowsSoFar.rules * RULE_ROW_BYTES + rowsSoFar.properties * PROPERTY_ROW_BYTES;
+      if (estimate > opts.maxBytes) {
+        const err = new SnapshotOverBudgetError({ ...rowsSoFar }, estimate, opts.maxBytes);
+        overBudget.abort(err); // the other table's read stops at its next page
+        throw err;
+      }
+    };
     try {
       // Both tables at once, on two connections; each row is applied as its page arrives.
       // Both reads settle before a failure is reported: nothing keeps running after the load ends.
       const reads = await Promise.allSettled([
-        readPages(database, rules, since, (r) => builder.applyRule(toRuleRow(r)), opts),
-        readPages(database, properties, since, (p) => builder.applyProperty(toPropertyRow(p, scratchRow)), opts),
+        readPages(database, rules, since, (r) => builder.applyRule(toRuleRow(r)), readOpts, checkBudget("rules")),
+        readPages(database, properties, since, (p) => builder.applyProperty(toPropertyRow(p, scratchRow)), readOpts, checkBudget("properties")),
       ]);
       for (const read of reads) if (read.status === "rejected") throw read.reason;
     } catch (err) {
+      if (overBudget.signal.aborted) throw overBudget.signal.reason;
       if (opts.signal?.aborted) throw err;
       throw new RuleStoreError(`loading rules (${kind}) from ${database.describe} failed: ${describeDatabaseFailure(err)}`, {
         cause: err,

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { decodeResultText } from "../../src/ingest/decode-result.js";
 import { matchResult } from "../../src/match/match-result.js";
 import { openRuleDatabase, RuleStoreError } from "../../src/rules/database.js";
-import { createRuleLoader, parseUtcDatetime } from "../../src/rules/load-rules.js";
+import { createRuleLoader, parseUtcDatetime, RULE_ROW_BYTES, SnapshotOverBudgetError } from "../../src/rules/load-rules.js";
 import { writeRules } from "../../src/seed/write-rules.js";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";
 import { exampleCases, exampleProperties, exampleRules } from "../fixtures/spec-examples.js";
@@ -90,6 +90,21 @@ describe("rule loader", () => {
     const withoutAsset = await loader.loadChanges(restored);
     expect(withoutAsset.loadKind).toBe("full");
     expect(decide(withoutAsset, song).ruleId).not.toBe(1);
+  });
+
+  it("abandons a load whose snapshot would exceed its memory budget, while it reads, before the tables are read whole", async () => {
+    const [[counts]] = (await t.database.pool.query({ sql: "SELECT (SELECT COUNT(*) FROM video_tort_rule), (SELECT COUNT(*) FROM video_tort_rule_property)", rowsAsArray: true })) as unknown as [[[number, number]]];
+    const total = Number(counts![0]) + Number(counts![1]);
+    const pages: number[] = [];
+    const loader = createRuleLoader(t.database, { pageSize: 2, maxBytes: 5 * RULE_ROW_BYTES, onProgress: (p) => pages.push(p.rows) });
+    const err = await loader.loadFull().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SnapshotOverBudgetError);
+    const over = err as SnapshotOverBudgetError;
+    expect(over.message).toContain("TORT_SNAPSHOT_MAX_MB");
+    expect(over.estimateBytes).toBeGreaterThan(over.maxBytes);
+    expect(over.rows.rules + over.rows.properties).toBeLessThan(total); // abandoned early
+    // A budget that fits: the same loader shape loads.
+    expect((await createRuleLoader(t.database, { pageSize: 2, maxBytes: 10 * 2 ** 20 }).loadFull()).counts.ruleRows).toBeGreaterThan(0);
   });
 
   it("names host and error, never the password, when the database is unreachable", async () => {

@@ -78,12 +78,12 @@ export interface ServiceHarness {
   start(config: Config, extra?: Partial<ServiceDeps>): Promise<RunningService>;
 }
 
-export function useServiceHarness(): ServiceHarness {
+export function useServiceHarness(dataset = SMALL_DATASET): ServiceHarness {
   let db: TestDatabase | undefined;
   let nc: NatsConnection | undefined;
   const cleanups: (() => Promise<unknown>)[] = [];
   beforeAll(async () => {
-    db = await seededDatabase();
+    db = await seededDatabase(dataset);
     nc = await connectTest();
   });
   afterAll(async () => {
