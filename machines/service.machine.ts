@@ -42,6 +42,7 @@ export const serviceMachine = setup({
     consumer: provided("consumer"),
     exhaustedWorker: provided("exhaustedWorker"),
     lagPoller: provided("lagPoller"),
+    explainEndpoint: provided("explainEndpoint"),
   },
   delays: { drainTimeout: ({ context }) => context.drainTimeoutMs },
 }).createMachine({
@@ -54,6 +55,7 @@ export const serviceMachine = setup({
     { id: "consumer", systemId: "consumer", src: "consumer" },
     { id: "exhaustedWorker", systemId: "exhaustedWorker", src: "exhaustedWorker" },
     { id: "lagPoller", systemId: "lagPoller", src: "lagPoller" },
+    { id: "explainEndpoint", systemId: "explainEndpoint", src: "explainEndpoint" },
   ],
   on: {
     "CONFIG.CONCURRENCY": { actions: sendTo("consumer", ({ event }) => event) },

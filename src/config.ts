@@ -45,6 +45,8 @@ const envSchema = z.object({
   TORT_DEADLETTER_STREAM: z.string().min(1).default("TORT_DEADLETTER"),
   TORT_DEADLETTER_SUBJECT: z.string().min(1).default("tort.deadletter"),
   TORT_RULES_CHANGED_SUBJECT: z.string().min(1).default("tort.rules.changed"),
+  /** Request-reply subject on which running instances explain a result with the snapshot they serve. */
+  TORT_EXPLAIN_SUBJECT: z.string().min(1).default("tort.explain"),
   TORT_CONFIG_BUCKET: z.string().min(1).default("tort_config"),
   /** Captures the server's max-deliveries advisories of the consumer: messages whose deliveries ran out unsettled. */
   TORT_EXHAUSTED_STREAM: z.string().min(1).default("TORT_EXHAUSTED"),

@@ -15,6 +15,9 @@ import type { Config } from "./config.js";
 import { createByteBudget, type ByteBudget } from "./gate/byte-budget.js";
 import { createConcurrencyLimit, type ConcurrencyLimit } from "./gate/concurrency-limit.js";
 import { pollConsumerLag, type ConsumerLag } from "./ingest/consumer-lag.js";
+import { decodeResult } from "./ingest/decode-result.js";
+import { explainResult } from "./match/explain.js";
+import { matchResult } from "./match/match-result.js";
 import { ensureTopology } from "./ingest/topology.js";
 import { watchLiveConfig } from "./live-config/watch-live-config.js";
 import type { RuleSnapshot } from "./match/snapshot.js";
@@ -33,6 +36,15 @@ import { createVerdictLookup } from "./verdict/verdict-lookup.js";
 export const FINAL_PUBLISH_ATTEMPTS = 3;
 /** Most verdict headers one lookup for late redeliveries reads (about a minute's work at worst). */
 export const VERDICT_LOOKUP_MAX_SCAN = 2_000_000;
+
+/** The answer to a `tort.explain` request: the result's explanation with the snapshot in service, or why there is none. */
+export function explainRequest(snapshot: RuleSnapshot | null, data: Uint8Array) {
+  const checked = decodeResult(data);
+  if (!checked.ok) return { error: `not a valid recognition result: ${checked.reason}` };
+  if (snapshot === null) return { error: "no rule snapshot loaded yet" };
+  const decision = matchResult(snapshot, checked.value);
+  return { rulesVersion: snapshot.version, action: decision.action, ruleId: decision.ruleId, rules: explainResult(snapshot, checked.value) };
+}
 
 /** A rule-change notice asks for a full reload when its body is `{"full":true}` (`tortmatch rules refresh --full`). */
 export function noticeAsksFull(data: Uint8Array): boolean {
@@ -257,6 +269,17 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
           },
         });
         return () => void worker.stop();
+      }),
+      explainEndpoint: fromCallback(() => {
+        // One instance of the queue group answers each request, with the snapshot it serves.
+        const sub = nc.subscribe(c.TORT_EXPLAIN_SUBJECT, {
+          queue: c.TORT_CONSUMER,
+          callback: (_err, msg) => {
+            if (!msg.reply) return;
+            msg.respond(JSON.stringify(explainRequest(snapshot$.value, msg.data)));
+          },
+        });
+        return () => sub.unsubscribe();
       }),
       lagPoller: fromCallback(() => {
         const poller = pollConsumerLag(jsm, c.TORT_INPUT_STREAM, c.TORT_CONSUMER, c.TORT_LAG_POLL_MS, log, () => now().getTime());

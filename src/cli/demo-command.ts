@@ -38,6 +38,7 @@ export async function demoCommand(opts: DemoOptions): Promise<void> {
     TORT_RULES_CHANGED_SUBJECT: `demo${id}.tort.rules.changed`,
     TORT_CONFIG_BUCKET: `demo_config_${id}`,
     TORT_EXHAUSTED_STREAM: `DEMO_EXHAUSTED_${id}`,
+    TORT_EXPLAIN_SUBJECT: `demo${id}.tort.explain`,
   };
   const config = loadConfig(env);
   // Only errors while the progress bar draws; what the log would say is in the summary.

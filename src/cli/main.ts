@@ -126,6 +126,17 @@ withConfigFlags(
   await replayCommand(configFrom(opts), opts);
 });
 
+withConfigFlags(
+  program
+    .command("explain")
+    .description("why one recognition result (JSON, from --in or stdin) hits or misses each rule naming its assets")
+    .option("--in <file>", "the recognition result (default: stdin)")
+    .option("--json", "one JSON object: rulesVersion, action, ruleId, and each rule's explanation"),
+).action(async (opts: Record<string, unknown> & { in?: string; json?: boolean }) => {
+  const { explainCommand } = await import("./explain-command.js");
+  await explainCommand(configFrom(opts), opts);
+});
+
 withConfigFlags(withDatasetOptions(program
   .command("seed")
   .description("replace the rule tables with a realistic, deterministic dataset; optionally write results to replay"))

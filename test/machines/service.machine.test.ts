@@ -25,6 +25,7 @@ function harness() {
       changeNotices: quiet,
       exhaustedWorker: fromCallback(() => () => events.push("exhaustedWorker stopped")),
       lagPoller: quiet,
+      explainEndpoint: quiet,
       consumer: fromCallback(({ sendBack, receive }) => {
         consumerBack = sendBack;
         receive((e) => events.push(`consumer got ${e.type}`));

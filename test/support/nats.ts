@@ -26,6 +26,7 @@ export function uniqueNames(): Record<string, string> {
     TORT_RULES_CHANGED_SUBJECT: `t${id}.rules.changed`,
     TORT_CONFIG_BUCKET: `cfg_${id}`,
     TORT_EXHAUSTED_STREAM: `T_EXH_${id}`,
+    TORT_EXPLAIN_SUBJECT: `t${id}.explain`,
   };
 }
 
