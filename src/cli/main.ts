@@ -128,6 +128,20 @@ withConfigFlags(
 
 withConfigFlags(
   program
+    .command("whatif")
+    .description("match the inputs retained in the input stream against candidate rules; compare with the recorded verdicts")
+    .option("--since <duration>", "only inputs stored in the last DURATION (90s, 15m, 2h, 7d)")
+    .option("--from-seq <n>", "only inputs from this input-stream sequence on")
+    .option("--rules-database <url>", "the candidate rules (default: DATABASE_URL)")
+    .option("--out <file>", "one NDJSON line per changed input: source, before, after")
+    .option("--json", "print the summary as one JSON object, the last line of stdout"),
+).action(async (opts: Record<string, unknown>) => {
+  const { whatifCommand } = await import("./whatif-command.js");
+  await whatifCommand(configFrom(opts), opts as never);
+});
+
+withConfigFlags(
+  program
     .command("explain")
     .description("why one recognition result (JSON, from --in or stdin) hits or misses each rule naming its assets")
     .option("--in <file>", "the recognition result (default: stdin)")

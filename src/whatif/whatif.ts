@@ -1,0 +1,200 @@
+/**
+ * What would candidate rules do to the results already seen? The inputs
+ * retained in the input stream are read with an ordered consumer (the durable
+ * is never touched), matched against a candidate snapshot, and compared with
+ * the verdict recorded for each in the verdict stream (spec section 10).
+ *
+ * Memory is bounded by the input stream's retained range, not by what either
+ * stream holds in bytes: the recorded verdicts are indexed by input sequence in
+ * typed arrays (an action code and the winning rule id: 5 bytes per input), and
+ * `--out` marks changed inputs in a bitset, then writes them in a second pass
+ * over the verdict stream, reading each changed input back by sequence.
+ */
+import { DeliverPolicy, type JetStreamClient, type JetStreamManager, type JsMsg } from "@nats-io/jetstream";
+import { decodeResult } from "../ingest/decode-result.js";
+import { buildVerdict, matchResult } from "../match/match-result.js";
+import type { RuleSnapshot } from "../match/snapshot.js";
+import { VERDICT_ACTIONS, type VerdictAction } from "../match/types.js";
+
+export interface WhatIfOptions {
+  readonly jsm: JetStreamManager;
+  readonly js: JetStreamClient;
+  readonly inputStream: string;
+  readonly verdictStream: string;
+  readonly candidate: RuleSnapshot;
+  /** Start at this input sequence, or at the first input stored at or after this instant (epoch ms); default: all retained. */
+  readonly fromSeq?: number;
+  readonly sinceMs?: number;
+  /** Receives one NDJSON line per changed input, when given. */
+  readonly out?: (line: string) => Promise<void> | void;
+  /** Told how many inputs have been read, of how many. */
+  readonly onProgress?: (read: number, total: number) => void;
+  readonly now?: () => Date;
+  /** Changed inputs kept as samples per transition. */
+  readonly samplesPerTransition?: number;
+}
+
+export interface WhatIfSample {
+  readonly seq: number;
+  readonly before: { action: VerdictAction; ruleId: number | null };
+  readonly after: { action: VerdictAction; ruleId: number | null };
+}
+
+export interface WhatIfSummary {
+  readonly inputs: number;
+  readonly compared: number;
+  readonly changed: number;
+  readonly unchanged: number;
+  readonly invalid: number;
+  readonly noVerdict: number;
+  readonly transitions: Record<string, number>;
+}
+
+export interface WhatIfReport {
+  readonly summary: WhatIfSummary;
+  /** Hits per rule before and after, over the compared inputs: the largest changes first. */
+  readonly ruleChanges: { ruleId: number; before: number; after: number }[];
+  readonly samples: WhatIfSample[];
+  readonly candidateVersion: string;
+}
+
+/** Action codes in the index: 0 = no verdict recorded. */
+const CODE = new Map<string, number>(VERDICT_ACTIONS.map((a, i) => [a, i + 1]));
+const ACTION_OF = [undefined, ...VERDICT_ACTIONS] as (VerdictAction | undefined)[];
+/** Messages per pull of the ordered readers. */
+const READ_BATCH = 1_000;
+
+/** Every message of `stream` from `fromSeq` (or `sinceMs`) to `lastSeq`, in order. */
+async function* readStream(js: JetStreamClient, stream: string, lastSeq: number, from: { seq?: number; sinceMs?: number }): AsyncGenerator<JsMsg> {
+  const opts =
+    from.sinceMs !== undefined
+      ? { deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(from.sinceMs).toISOString() }
+      : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: from.seq ?? 1 };
+  const consumer = await js.consumers.get(stream, opts);
+  for (;;) {
+    let got = 0;
+    for await (const m of await consumer.fetch({ max_messages: READ_BATCH, expires: 2_000 })) {
+      got++;
+      if (m.seq > lastSeq) return;
+      yield m;
+      if (m.seq === lastSeq || m.info.pending === 0) return;
+    }
+    if (got === 0) return;
+  }
+}
+
+/** The winning rule id and the hit rule ids of a verdict body. */
+function readVerdict(text: string): { ruleId: number | null; hits: number[] } {
+  const v = JSON.parse(text) as { ruleId: number | null; hits: { ruleId: number }[] };
+  return { ruleId: v.ruleId, hits: v.hits.map((h) => h.ruleId) };
+}
+
+export async function runWhatIf(o: WhatIfOptions): Promise<WhatIfReport> {
+  const info = await o.jsm.streams.info(o.inputStream);
+  const first = info.state.first_seq;
+  const last = info.state.last_seq;
+  const n = Math.max(0, last - first + 1);
+  const actionBySeq = new Uint8Array(n);
+  const ruleBySeq = new Float64Array(n); // the winning rule id; NaN for none
+  const hitsBefore = new Map<number, number>();
+  const count = (m: Map<number, number>, id: number) => m.set(id, (m.get(id) ?? 0) + 1);
+
+  // Where the inputs start: a sequence, the first input stored at or after an instant, or the first retained.
+  let startSeq = o.fromSeq !== undefined ? Math.max(first, o.fromSeq) : first;
+  if (o.sinceMs !== undefined) {
+    startSeq = last + 1;
+    for await (const m of readStream(o.js, o.inputStream, last, { sinceMs: o.sinceMs })) {
+      startSeq = m.seq;
+      break;
+    }
+  }
+
+  // 1. The recorded verdicts, indexed by input sequence (the last one wins if there are two);
+  //    the rules they hit counted for the inputs that will be compared.
+  const verdictsInfo = await o.jsm.streams.info(o.verdictStream);
+  if (verdictsInfo.state.messages > 0) {
+    for await (const m of readStream(o.js, o.verdictStream, verdictsInfo.state.last_seq, { seq: verdictsInfo.state.first_seq })) {
+      const msgId = m.headers?.get("Nats-Msg-Id") ?? "";
+      const colon = msgId.lastIndexOf(":");
+      if (colon === -1 || msgId.slice(0, colon) !== o.inputStream) continue;
+      const seq = Number(msgId.slice(colon + 1));
+      if (!(seq >= first && seq <= last)) continue;
+      const action = m.subject.slice(m.subject.lastIndexOf(".") + 1);
+      const code = CODE.get(action);
+      if (code === undefined) continue;
+      const v = readVerdict(m.string());
+      if (actionBySeq[seq - first] === 0 && seq >= startSeq) for (const id of v.hits) count(hitsBefore, id);
+      actionBySeq[seq - first] = code;
+      ruleBySeq[seq - first] = v.ruleId ?? Number.NaN;
+    }
+  }
+
+  // 2. The inputs, matched against the candidate rules, compared with what was recorded.
+  const summary = { inputs: 0, compared: 0, changed: 0, unchanged: 0, invalid: 0, noVerdict: 0, transitions: {} as Record<string, number> };
+  const hitsAfter = new Map<number, number>();
+  const samples: WhatIfSample[] = [];
+  const perTransition = new Map<string, number>();
+  const changedBits = o.out ? new Uint8Array(Math.ceil(n / 8)) : null;
+  const total = Math.max(0, last - startSeq + 1);
+  if (n > 0 && startSeq <= last) {
+    for await (const m of readStream(o.js, o.inputStream, last, { seq: startSeq })) {
+      summary.inputs++;
+      if (summary.inputs % 1_000 === 0) o.onProgress?.(summary.inputs, total);
+      const checked = decodeResult(m.data);
+      if (!checked.ok) {
+        summary.invalid++;
+        continue;
+      }
+      const code = actionBySeq[m.seq - first]!;
+      if (code === 0) {
+        summary.noVerdict++;
+        continue;
+      }
+      summary.compared++;
+      const after = matchResult(o.candidate, checked.value);
+      for (const h of after.hits) count(hitsAfter, h.ruleId);
+      const beforeRule = ruleBySeq[m.seq - first]!;
+      const before = { action: ACTION_OF[code]!, ruleId: Number.isNaN(beforeRule) ? null : beforeRule };
+      if (before.action === after.action && before.ruleId === after.ruleId) {
+        summary.unchanged++;
+        continue;
+      }
+      summary.changed++;
+      const key = `${before.action}->${after.action}`;
+      summary.transitions[key] = (summary.transitions[key] ?? 0) + 1;
+      const kept = perTransition.get(key) ?? 0;
+      if (kept < (o.samplesPerTransition ?? 3)) {
+        perTransition.set(key, kept + 1);
+        samples.push({ seq: m.seq, before, after: { action: after.action, ruleId: after.ruleId } });
+      }
+      if (changedBits) changedBits[(m.seq - first) >> 3]! |= 1 << ((m.seq - first) & 7);
+    }
+  }
+  o.onProgress?.(summary.inputs, summary.inputs);
+
+  // 3. --out: the changed inputs, with the recorded verdict and the candidate's, in a second pass.
+  if (o.out && changedBits && summary.changed > 0) {
+    const now = o.now ?? (() => new Date());
+    for await (const m of readStream(o.js, o.verdictStream, verdictsInfo.state.last_seq, { seq: verdictsInfo.state.first_seq })) {
+      const msgId = m.headers?.get("Nats-Msg-Id") ?? "";
+      const colon = msgId.lastIndexOf(":");
+      if (colon === -1 || msgId.slice(0, colon) !== o.inputStream) continue;
+      const seq = Number(msgId.slice(colon + 1));
+      if (!(seq >= first && seq <= last) || (changedBits[(seq - first) >> 3]! & (1 << ((seq - first) & 7))) === 0) continue;
+      changedBits[(seq - first) >> 3]! &= ~(1 << ((seq - first) & 7)); // once, even if two verdicts were recorded
+      const input = await o.jsm.streams.getMessage(o.inputStream, { seq });
+      const checked = input === null ? null : decodeResult(input.data);
+      if (checked === null || !checked.ok) continue;
+      const source = { stream: o.inputStream, seq };
+      const after = buildVerdict(checked.value, matchResult(o.candidate, checked.value), o.candidate.version, source, now().toISOString());
+      await o.out(`${JSON.stringify({ source, before: JSON.parse(m.string()), after })}\n`);
+    }
+  }
+
+  const ids = new Set([...hitsBefore.keys(), ...hitsAfter.keys()]);
+  const ruleChanges = [...ids]
+    .map((ruleId) => ({ ruleId, before: hitsBefore.get(ruleId) ?? 0, after: hitsAfter.get(ruleId) ?? 0 }))
+    .filter((r) => r.before !== r.after)
+    .sort((a, b) => Math.abs(b.after - b.before) - Math.abs(a.after - a.before) || a.ruleId - b.ruleId);
+  return { summary, ruleChanges, samples, candidateVersion: o.candidate.version };
+}
