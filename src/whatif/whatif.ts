@@ -71,22 +71,23 @@ async function* readStream(js: JetStreamClient, stream: string, lastSeq: number,
       ? { deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(from.sinceMs).toISOString() }
       : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: from.seq ?? 1 };
   const consumer = await js.consumers.get(stream, opts);
-  for (;;) {
-    let got = 0;
-    for await (const m of await consumer.fetch({ max_messages: READ_BATCH, expires: 2_000 })) {
-      got++;
+  // consume() keeps pulls in flight while messages are handled (fetch would wait for each batch).
+  const messages = await consumer.consume({ max_messages: READ_BATCH, expires: 2_000 });
+  try {
+    for await (const m of messages) {
       if (m.seq > lastSeq) return;
       yield m;
       if (m.seq === lastSeq || m.info.pending === 0) return;
     }
-    if (got === 0) return;
+  } finally {
+    messages.stop();
   }
 }
 
-/** The winning rule id and the hit rule ids of a verdict body. */
-function readVerdict(text: string): { ruleId: number | null; hits: number[] } {
-  const v = JSON.parse(text) as { ruleId: number | null; hits: { ruleId: number }[] };
-  return { ruleId: v.ruleId, hits: v.hits.map((h) => h.ruleId) };
+/** The input sequence (when the verdict is for `inputStream`), winning rule id and hit rule ids of a verdict body (spec section 5). */
+function readVerdict(text: string, inputStream: string): { seq: number; ruleId: number | null; hits: { ruleId: number }[] } {
+  const v = JSON.parse(text) as { ruleId: number | null; hits: { ruleId: number }[]; source: { stream: string; seq: number } | null };
+  return { seq: v.source?.stream === inputStream ? v.source.seq : Number.NaN, ruleId: v.ruleId, hits: v.hits };
 }
 
 export async function runWhatIf(o: WhatIfOptions): Promise<WhatIfReport> {
@@ -114,16 +115,13 @@ export async function runWhatIf(o: WhatIfOptions): Promise<WhatIfReport> {
   const verdictsInfo = await o.jsm.streams.info(o.verdictStream);
   if (verdictsInfo.state.messages > 0) {
     for await (const m of readStream(o.js, o.verdictStream, verdictsInfo.state.last_seq, { seq: verdictsInfo.state.first_seq })) {
-      const msgId = m.headers?.get("Nats-Msg-Id") ?? "";
-      const colon = msgId.lastIndexOf(":");
-      if (colon === -1 || msgId.slice(0, colon) !== o.inputStream) continue;
-      const seq = Number(msgId.slice(colon + 1));
+      // The source from the body (parsed anyway for the rule ids): no header decoding per verdict.
+      const v = readVerdict(m.string(), o.inputStream);
+      const seq = v.seq;
       if (!(seq >= first && seq <= last)) continue;
-      const action = m.subject.slice(m.subject.lastIndexOf(".") + 1);
-      const code = CODE.get(action);
+      const code = CODE.get(m.subject.slice(m.subject.lastIndexOf(".") + 1));
       if (code === undefined) continue;
-      const v = readVerdict(m.string());
-      if (actionBySeq[seq - first] === 0 && seq >= startSeq) for (const id of v.hits) count(hitsBefore, id);
+      if (actionBySeq[seq - first] === 0 && seq >= startSeq) for (const h of v.hits) count(hitsBefore, h.ruleId);
       actionBySeq[seq - first] = code;
       ruleBySeq[seq - first] = v.ruleId ?? Number.NaN;
     }
@@ -176,10 +174,7 @@ export async function runWhatIf(o: WhatIfOptions): Promise<WhatIfReport> {
   if (o.out && changedBits && summary.changed > 0) {
     const now = o.now ?? (() => new Date());
     for await (const m of readStream(o.js, o.verdictStream, verdictsInfo.state.last_seq, { seq: verdictsInfo.state.first_seq })) {
-      const msgId = m.headers?.get("Nats-Msg-Id") ?? "";
-      const colon = msgId.lastIndexOf(":");
-      if (colon === -1 || msgId.slice(0, colon) !== o.inputStream) continue;
-      const seq = Number(msgId.slice(colon + 1));
+      const seq = readVerdict(m.string(), o.inputStream).seq;
       if (!(seq >= first && seq <= last) || (changedBits[(seq - first) >> 3]! & (1 << ((seq - first) & 7))) === 0) continue;
       changedBits[(seq - first) >> 3]! &= ~(1 << ((seq - first) & 7)); // once, even if two verdicts were recorded
       const input = await o.jsm.streams.getMessage(o.inputStream, { seq });
