@@ -1,7 +1,10 @@
 /**
  * bench:scale — the rule set at 1x, 10x and 50x the default size (5k/180k,
  * 50k/1.8M, 250k/9M rows), each seeded into a database of its own (kept for
- * later runs; BENCH_RESEED=1 seeds again): load time, rows/s, the snapshot's
+ * later runs; BENCH_RESEED=1 seeds again). Nx is N copies of the 1x rule set
+ * on disjoint assets (as N catalogues of rights holders): every asset is shared
+ * by as many rules as at 1x, so the matcher's figure shows what table size
+ * costs, not a denser dataset. Measured: load time, rows/s, the snapshot's
  * retained heap and buffers, bytes per property row, the memory budget's own
  * estimate next to it, and the matcher's results/s on results drawn from the
  * same dataset. Targets (issue #11): load time and memory linear (bytes per
@@ -13,11 +16,16 @@ import { matchResult } from "../src/match/match-result.js";
 import type { RecognitionResult } from "../src/match/types.js";
 import { createDatabaseIfMissing, migrateRuleTables, openRuleDatabase } from "../src/rules/database.js";
 import { createRuleLoader, PROPERTY_ROW_BYTES, RULE_ROW_BYTES } from "../src/rules/load-rules.js";
-import { generateProperties, generateResultLines, generateRules } from "../src/seed/generate-dataset.js";
+import { createRandom, generateProperties, generateResultLines, generateRules } from "../src/seed/generate-dataset.js";
 import { writeRules } from "../src/seed/write-rules.js";
 import { collectGarbage, heapAndBuffers, median } from "./support.js";
 
 const FACTORS = (process.env.SCALE_FACTORS ?? "1,10,50").split(",").map(Number);
+const ONE_X = { rules: 5_000, properties: 180_000, seed: 42 };
+/** Each copy's ids and asset ids are shifted by these: disjoint from every other copy's. */
+const RULE_ID_STRIDE = 1_000_000;
+const PROPERTY_ID_STRIDE = 1_000_000;
+const ASSET_STRIDE = 10_000_000;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const base = new URL(process.env.BENCH_DATABASE_URL ?? "mysql://root@127.0.0.1:3306/tortmatch_bench");
 
@@ -33,17 +41,29 @@ interface Row {
 const rows: Row[] = [];
 
 for (const factor of FACTORS) {
-  const dataset = { rules: 5_000 * factor, properties: 180_000 * factor, seed: 42 };
   const url = new URL(base);
-  url.pathname = `/tortmatch_scale_${factor}x`;
+  url.pathname = `/tortmatch_scale_copies_${factor}x`;
   await createDatabaseIfMissing(url.toString());
   const database = openRuleDatabase({ url: url.toString(), connectionLimit: 2 });
   await migrateRuleTables(database);
   const [[count]] = (await database.pool.query({ sql: "SELECT COUNT(*) FROM video_tort_rule_property", rowsAsArray: true })) as unknown as [[[number]]];
-  if (Number(count![0]) !== dataset.properties || process.env.BENCH_RESEED === "1") {
+  if (Number(count![0]) !== ONE_X.properties * factor || process.env.BENCH_RESEED === "1") {
     const started = performance.now();
-    await writeRules(database, generateRules(dataset), generateProperties(dataset));
-    console.error(`seeded ${factor}x (${dataset.rules} rules, ${dataset.properties} properties) in ${((performance.now() - started) / 1000).toFixed(0)} s`);
+    await writeRules(database, generateRules(ONE_X), generateProperties(ONE_X));
+    for (let copy = 1; copy < factor; copy++) {
+      await database.pool.query(
+        `INSERT INTO video_tort_rule (id, name, owner_id, action, priority, min_matched_ms, min_ratio_bp, min_score, state, valid_from, valid_to, is_deleted)
+         SELECT id + ?, name, owner_id, action, priority, min_matched_ms, min_ratio_bp, min_score, state, valid_from, valid_to, is_deleted FROM video_tort_rule WHERE id <= ?`,
+        [copy * RULE_ID_STRIDE, RULE_ID_STRIDE],
+      );
+      await database.pool.query(
+        `INSERT INTO video_tort_rule_property (id, rule_id, kind, value, state, is_deleted)
+         SELECT id + ?, rule_id + ?, kind, IF(kind = 'asset' AND value REGEXP '^[0-9]+$', CAST(CAST(value AS UNSIGNED) + ? AS CHAR), value), state, is_deleted
+         FROM video_tort_rule_property WHERE id <= ?`,
+        [copy * PROPERTY_ID_STRIDE, copy * RULE_ID_STRIDE, copy * ASSET_STRIDE, PROPERTY_ID_STRIDE],
+      );
+    }
+    console.error(`seeded ${factor}x (${factor} copies of ${ONE_X.rules} rules and ${ONE_X.properties} properties) in ${((performance.now() - started) / 1000).toFixed(0)} s`);
   }
   const loader = createRuleLoader(database);
   // Retained: heap and buffers one held snapshot adds, measured before any timed load.
@@ -61,9 +81,14 @@ for (const factor of FACTORS) {
   }
   await database.close();
 
+  // The 1x results, each moved onto one copy's assets at random.
   const results: RecognitionResult[] = [];
-  for (const line of generateResultLines({ ...dataset, results: 20_000, invalidShare: 0 })) {
-    const checked = decodeResultText(line);
+  const random = createRandom(7);
+  for (const line of generateResultLines({ ...ONE_X, results: 20_000, invalidShare: 0 })) {
+    const value = JSON.parse(line) as { matches: { assetId: number }[] };
+    const shift = Math.floor(random() * factor) * ASSET_STRIDE;
+    for (const m of value.matches) m.assetId += shift;
+    const checked = decodeResultText(JSON.stringify(value));
     if (checked.ok) results.push(checked.value);
   }
   const rates: number[] = [];

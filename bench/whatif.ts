@@ -7,7 +7,8 @@
 import { DeliverPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { headers } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
+import { Session } from "node:inspector";
 import { loadConfig } from "../src/config.js";
 import { decodeResultText } from "../src/ingest/decode-result.js";
 import { buildVerdict, matchResult } from "../src/match/match-result.js";
@@ -67,6 +68,13 @@ async function bareRead(): Promise<number> {
   return read + sink * 0;
 }
 
+// WHATIF_PROFILE=file.cpuprofile: a CPU profile of the whatif rounds alone (not the set-up).
+const profiler = process.env.WHATIF_PROFILE ? new Session() : null;
+const post = (method: string, params: object = {}) => new Promise<unknown>((resolve, reject) => profiler!.post(method, params, (err, r) => (err ? reject(err) : resolve(r))));
+if (profiler) {
+  profiler.connect();
+  await post("Profiler.enable");
+}
 const rates = { bare: [] as number[], whatif: [] as number[] };
 let summary = "";
 for (let round = 0; round < ROUNDS; round++) {
@@ -75,8 +83,10 @@ for (let round = 0; round < ROUNDS; round++) {
     let n: number;
     if (kind === "bare") n = await bareRead();
     else {
+      if (profiler) await post("Profiler.start");
       const report = await runWhatIf({ jsm, js, inputStream: config.TORT_INPUT_STREAM, verdictStream: config.TORT_VERDICT_STREAM, candidate: snapshot });
       n = report.summary.inputs;
+      if (profiler) writeFileSync(process.env.WHATIF_PROFILE!, JSON.stringify(((await post("Profiler.stop")) as { profile: unknown }).profile));
       summary = JSON.stringify(report.summary);
     }
     rates[kind].push((n / (performance.now() - started)) * 1000);
