@@ -27,8 +27,11 @@ export interface PulledMessage {
   readonly bytes: number;
 }
 
-/** A message's bytes as held in the process, about: body, headers, subject and reply subject. */
-const sizeOf = (msg: JsMsg) => msg.data.length + (msg.headers ? 64 + msg.headers.toString().length : 0) + msg.subject.length + 128;
+/**
+ * A message's bytes as held in the process, about: body, subject, reply subject and
+ * up to 512 bytes of headers (counted, not decoded: decoding them per message costs more).
+ */
+const sizeOf = (msg: JsMsg) => msg.data.length + msg.subject.length + 640;
 
 export interface PullOptions {
   /** Most messages one pull request asks for. */

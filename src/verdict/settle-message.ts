@@ -64,20 +64,35 @@ export interface Settleable {
   working(): void;
 }
 
-/** A delivered input message as a Settleable. */
-export function deliveredMessage(msg: JsMsg): Settleable {
-  const info = msg.info;
-  return {
-    data: msg.data,
-    source: { stream: info.stream, seq: msg.seq },
-    delivery: info.deliveryCount,
-    storedAtMs: info.timestampNanos / 1e6,
-    ack: () => msg.ack(),
-    nak: (delayMs) => msg.nak(delayMs),
-    term: () => msg.term(),
-    working: () => msg.working(),
-  };
+/** A delivered input message as a Settleable (methods on the prototype: no closures per message). */
+class DeliveredMessage implements Settleable {
+  readonly data: Uint8Array;
+  readonly source: VerdictSource;
+  readonly delivery: number;
+  readonly storedAtMs: number;
+  constructor(private readonly msg: JsMsg) {
+    const info = msg.info; // parsed once
+    this.data = msg.data;
+    this.source = { stream: info.stream, seq: msg.seq };
+    this.delivery = info.deliveryCount;
+    this.storedAtMs = info.timestampNanos / 1e6;
+  }
+  ack(): void {
+    this.msg.ack();
+  }
+  nak(delayMs: number): void {
+    this.msg.nak(delayMs);
+  }
+  term(): void {
+    this.msg.term();
+  }
+  working(): void {
+    this.msg.working();
+  }
 }
+
+/** A delivered input message as a Settleable. */
+export const deliveredMessage = (msg: JsMsg): Settleable => new DeliveredMessage(msg);
 
 export async function settleMessage(msg: Settleable, decided: Decided, o: SettleOptions): Promise<Settled> {
   const source = msg.source;

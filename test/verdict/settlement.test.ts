@@ -14,7 +14,7 @@ import { decideVerdict } from "../../src/match/match-result.js";
 import { createLogger } from "../../src/ops/logger.js";
 import { createRuleLoader } from "../../src/rules/load-rules.js";
 import { createPublisher, type Publisher } from "../../src/verdict/publish.js";
-import { deliveredMessage, settleMessage } from "../../src/verdict/settle-message.js";
+import { deliveredMessage, settleMessage, type Settleable } from "../../src/verdict/settle-message.js";
 import { eventually, publishInputs, readStream, readVerdicts, removeTopology, testConfig } from "../support/nats.js";
 import { resultLines, startTestService, useServiceHarness } from "../support/service.js";
 
@@ -69,7 +69,19 @@ describe("settlement on the real server", () => {
     await publishInputs(h.nc, config, [line!]);
     const msg = await fetchOne();
     let naks = 0;
-    const input = { ...deliveredMessage(msg), ack: () => { throw new Error("connection closed"); }, nak: () => void naks++ };
+    const delivered = deliveredMessage(msg);
+    const input: Settleable = {
+      data: delivered.data,
+      source: delivered.source,
+      delivery: delivered.delivery,
+      storedAtMs: delivered.storedAtMs,
+      ack: () => {
+        throw new Error("connection closed");
+      },
+      nak: () => void naks++,
+      term: () => delivered.term(),
+      working: () => delivered.working(),
+    };
     const decided = decideVerdict(decodeResult(msg.data), snapshot, input.source, new Date().toISOString());
     const settled = await settleMessage(input, decided, settleOptions(publisher, config.TORT_MAX_DELIVER));
     expect(settled.outcome).toBe("verdict");
