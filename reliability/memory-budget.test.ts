@@ -14,6 +14,7 @@ import { createTestDatabase, type TestDatabase } from "../test/support/database.
 import { freePort } from "../test/support/nats-server.js";
 import { eventually, publishInputs, readVerdicts, removeTopology, testConfig, uniqueNames } from "../test/support/nats.js";
 import { memoryOf } from "../test/support/process-memory.js";
+import { metricValue } from "../test/support/metrics.js";
 import { resultLines } from "../test/support/service.js";
 
 const DATASET = { rules: 5_000, properties: 180_000, seed: 42 };
@@ -22,7 +23,6 @@ afterAll(async () => {
   for (const c of cleanups.reverse()) await c().catch(() => {});
 });
 
-const metric = (text: string, name: string) => Number(text.match(new RegExp(`^${name.replace(/[{}"]/g, "\\$&")} (\\S+)$`, "m"))?.[1] ?? Number.NaN);
 
 describe("memory budget", () => {
   it("the property table grown 20x while running: the reload is abandoned, no crash, the old snapshot serves", async () => {
@@ -54,7 +54,7 @@ describe("memory budget", () => {
     expect(Number(row![0])).toBe(20 * 180_000);
 
     nc.publish(config.TORT_RULES_CHANGED_SUBJECT, JSON.stringify({ full: true }));
-    await eventually(async () => metric(await (await ops("metrics")).text(), 'tortmatch_rule_loads_total{kind="full",result="over_budget"}') >= 1, "the reload abandoned", 120_000, 500);
+    await eventually(async () => metricValue(await (await ops("metrics")).text(), 'tortmatch_rule_loads_total{kind="full",result="over_budget"}') >= 1, "the reload abandoned", 120_000, 500);
     expect(service.log()).toMatch(/"level":50.*the rule snapshot would exceed its memory budget.*TORT_SNAPSHOT_MAX_MB/);
     expect(service.child.exitCode).toBeNull(); // no crash
     const status = (await (await ops("status.json")).json()) as { ready: boolean; snapshot: { version: string } };

@@ -11,6 +11,7 @@ import { spawnService, type SpawnedService } from "../test/support/cli.js";
 import type { TestDatabase } from "../test/support/database.js";
 import { accountFor, consumerState, eventually, publishInputs, readStream, removeTopology, testConfig, uniqueNames } from "../test/support/nats.js";
 import { freePort, natsServer } from "../test/support/nats-server.js";
+import { metricValue } from "../test/support/metrics.js";
 import { resultLines, seededDatabase } from "../test/support/service.js";
 import { createTcpProxy } from "../test/support/tcp-proxy.js";
 
@@ -19,7 +20,6 @@ afterAll(async () => {
   for (const c of cleanups.reverse()) await c().catch(() => {});
 });
 
-const metric = (text: string, name: string) => Number(text.match(new RegExp(`^${name.replace(/[{}"]/g, "\\$&")} (\\S+)$`, "m"))?.[1] ?? Number.NaN);
 
 describe("outages", () => {
   it("MySQL stopped during a refresh: the old snapshot serves, staleness shows in /metrics, recovery is automatic", async () => {
@@ -41,14 +41,14 @@ describe("outages", () => {
       await db.drop();
     });
     const metrics = async () => (await fetch(`http://127.0.0.1:${opsPort}/metrics`)).text();
-    await eventually(async () => metric(await metrics(), 'tortmatch_rule_cache_state{state="ready"}') === 1, "ready", 60_000);
+    await eventually(async () => metricValue(await metrics(), 'tortmatch_rule_cache_state{state="ready"}') === 1, "ready", 60_000);
     const version = ((await (await fetch(`http://127.0.0.1:${opsPort}/status.json`)).json()) as { snapshot: { version: string } }).snapshot.version;
 
     await proxy.down(); // MySQL gone: the next timer refresh fails
-    await eventually(async () => metric(await metrics(), 'tortmatch_rule_loads_total{kind="incremental",result="error"}') >= 2, "failed refreshes", 30_000);
+    await eventually(async () => metricValue(await metrics(), 'tortmatch_rule_loads_total{kind="incremental",result="error"}') >= 2, "failed refreshes", 30_000);
     await new Promise((r) => setTimeout(r, 2_500));
     const stale = await metrics();
-    const ageDuringOutage = metric(stale, "tortmatch_snapshot_age_seconds");
+    const ageDuringOutage = metricValue(stale, "tortmatch_snapshot_age_seconds");
     expect(ageDuringOutage).toBeGreaterThanOrEqual(2);
     // Still serving, with the old snapshot.
     const lines = resultLines(300);
@@ -58,10 +58,10 @@ describe("outages", () => {
     expect(versions).toEqual(new Set([version]));
 
     await proxy.up();
-    await eventually(async () => metric(await metrics(), "tortmatch_snapshot_age_seconds") < 1.5, "fresh again", 30_000);
+    await eventually(async () => metricValue(await metrics(), "tortmatch_snapshot_age_seconds") < 1.5, "fresh again", 30_000);
     const after = await metrics();
     console.log(
-      `outage (MySQL): failed refreshes ${metric(after, 'tortmatch_rule_loads_total{kind="incremental",result="error"}')}, snapshot age ${ageDuringOutage.toFixed(1)} s during the outage → ${metric(after, "tortmatch_snapshot_age_seconds").toFixed(1)} s after; ${lines.length} results served meanwhile with the old snapshot`,
+      `outage (MySQL): failed refreshes ${metricValue(after, 'tortmatch_rule_loads_total{kind="incremental",result="error"}')}, snapshot age ${ageDuringOutage.toFixed(1)} s during the outage → ${metricValue(after, "tortmatch_snapshot_age_seconds").toFixed(1)} s after; ${lines.length} results served meanwhile with the old snapshot`,
     );
     service.child.kill("SIGTERM");
     expect(await service.exited).toBe(0);

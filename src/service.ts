@@ -164,8 +164,8 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
 
   /** The rule cache's current state name, as last seen (set below once the actor runs). */
   let cacheState = "";
-  /** The actor system, once made (the metrics read the rule cache's refresh interval from it). */
-  let actorRef: ActorRefFrom<typeof serviceMachine> | undefined;
+  /** The refresh interval in force, as the rule cache last reported it (live config changes it). */
+  let refreshIntervalMs = c.TORT_REFRESH_INTERVAL_MS;
   /** The consumer's lag, once the lag poller runs. */
   let lag: () => ConsumerLag | null = () => null;
   const metrics = createMetrics({
@@ -178,7 +178,7 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
     now: () => now().getTime(),
     lag: () => lag(),
     ready: () => snapshot$.value !== null && (deps.natsConnected?.() ?? !nc.isClosed()),
-    refreshIntervalMs: () => (actorRef?.system.get("ruleCache")?.getSnapshot().context.refreshIntervalMs as number | undefined) ?? c.TORT_REFRESH_INTERVAL_MS,
+    refreshIntervalMs: () => refreshIntervalMs,
   });
 
   const ruleCache = ruleCacheMachine.provide({
@@ -289,7 +289,7 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
     },
   });
 
-  const actor = (actorRef = createActor(machine, {
+  const actor = createActor(machine, {
     input: {
       ruleCache: {
         refreshIntervalMs: c.TORT_REFRESH_INTERVAL_MS,
@@ -301,7 +301,7 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
       drainTimeoutMs: c.TORT_SHUTDOWN_TIMEOUT_MS,
     },
     ...(deps.inspect ? { inspect: deps.inspect } : {}),
-  }));
+  });
 
   // Follow the rule cache: publish each new snapshot to the pipeline, log its transitions.
   const transitions: ServiceEventRecord[] = [];
@@ -318,6 +318,7 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
   const follow = (s: ReturnType<typeof cache.getSnapshot>) => {
     const state = String(s.value);
     const ctx = s.context;
+    refreshIntervalMs = ctx.refreshIntervalMs;
     if (ctx.snapshot !== snapshot$.value && ctx.snapshot !== null) {
       const first = snapshot$.value === null;
       snapshot$.next(ctx.snapshot);

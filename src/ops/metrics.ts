@@ -30,11 +30,14 @@ export function createMetrics(sources: MetricsSources) {
   const registry = new Registry();
   // The process's own: tortmatch_process_cpu_seconds_total, tortmatch_nodejs_heap_size_used_bytes, …
   collectDefaultMetrics({ register: registry, prefix: "tortmatch_" });
-  const messages = new Counter({ name: "tortmatch_messages_total", help: "Messages settled, by outcome", labelNames: ["outcome"], registers: [registry] });
-  const verdicts = new Counter({ name: "tortmatch_verdicts_total", help: "Verdicts published, by action", labelNames: ["action"], registers: [registry] });
-  // Every label exported from the start, at 0: a rate() over a series that appears late misses its first increase.
-  for (const outcome of OUTCOMES) messages.inc({ outcome }, 0);
-  for (const action of VERDICT_ACTIONS) verdicts.inc({ action }, 0);
+  /** A counter with one label, every value of which is exported from the start at 0 (a rate() over a series that appears late misses its first increase). */
+  const labelledCounter = <L extends string>(name: string, help: string, label: L, values: readonly string[]) => {
+    const counter = new Counter<L>({ name, help, labelNames: [label], registers: [registry] });
+    for (const value of values) counter.inc({ [label]: value } as Partial<Record<L, string>>, 0);
+    return counter;
+  };
+  const messages = labelledCounter("tortmatch_messages_total", "Messages settled, by outcome", "outcome", OUTCOMES);
+  const verdicts = labelledCounter("tortmatch_verdicts_total", "Verdicts published, by action", "action", VERDICT_ACTIONS);
   const matchSeconds = new Histogram({
     name: "tortmatch_match_seconds",
     help: "Time to decode and match one result",
@@ -107,20 +110,13 @@ export function createMetrics(sources: MetricsSources) {
     },
   });
 
-  const exhausted = new Counter({
-    name: "tortmatch_exhausted_total",
-    help: "Inputs whose deliveries ran out unsettled, settled by the exhausted-deliveries worker, by outcome",
-    labelNames: ["outcome"],
-    registers: [registry],
-  });
-  for (const outcome of OUTCOMES) exhausted.inc({ outcome }, 0);
-  const deadLetters = new Counter({
-    name: "tortmatch_dead_letters_total",
-    help: "Dead letters written, by class of reason",
-    labelNames: ["reason"],
-    registers: [registry],
-  });
-  for (const reason of DEAD_LETTER_CLASSES) deadLetters.inc({ reason }, 0);
+  const exhausted = labelledCounter(
+    "tortmatch_exhausted_total",
+    "Inputs whose deliveries ran out unsettled, settled by the exhausted-deliveries worker, by outcome",
+    "outcome",
+    OUTCOMES,
+  );
+  const deadLetters = labelledCounter("tortmatch_dead_letters_total", "Dead letters written, by class of reason", "reason", DEAD_LETTER_CLASSES);
   const lagGauge = (name: string, help: string, pick: (lag: ConsumerLag) => number) =>
     new Gauge({
       name,

@@ -4,6 +4,7 @@ import type { RunningService } from "../../src/service.js";
 import type { TestDatabase } from "../support/database.js";
 import { connectTest, consumerState, eventually, publishInputs, readStream, readVerdicts, removeTopology, testConfig, uniqueNames } from "../support/nats.js";
 import { resultLines, seededDatabase, startTestService } from "../support/service.js";
+import { metricValue } from "../support/metrics.js";
 import { createTcpProxy, type TcpProxy } from "../support/tcp-proxy.js";
 
 let db: TestDatabase;
@@ -84,7 +85,7 @@ describe("outages", () => {
     expect(waitingState.pending + waitingState.ackPending).toBe(lines.length);
     expect(service.stats.outcomes.retry).toBe(service.stats.received);
     // The lag, as /metrics shows it: everything still to do.
-    const gauge = async (name: string) => Number((await service.metrics.registry.metrics()).match(new RegExp(`^${name} (\\d+)$`, "m"))?.[1] ?? NaN);
+    const gauge = async (name: string) => metricValue(await service.metrics.registry.metrics(), name);
     await eventually(async () => (await gauge("tortmatch_consumer_pending_messages")) + (await gauge("tortmatch_consumer_ack_pending_messages")) === lines.length, "the lag in /metrics");
 
     await proxy.up();
