@@ -2,11 +2,21 @@
  * The rule-cache lifecycle: idle → loading → ready ⇄ refreshing, retrying with
  * capped, jittered exponential backoff, and stopping → stopped. Exactly one
  * load is in flight at any moment whatever arrives: loads run only while in
- * `loading` or `refreshing`, and a refresh asked for during a load is kept as
- * one pending flag (bounded), not a queue. The machine does no I/O: the
- * composition root provides `loadRules` and `closeRules`.
+ * `loading`, `refreshing` or `fetching`, and a refresh asked for during a load
+ * is kept as one pending flag (bounded), not a queue.
+ *
+ * In a fleet (spec section 9) the `fleet` actor reports this instance's role
+ * (the lease), the announced version and the pinned one. The leader reads
+ * MySQL as above and then publishes (`publishing`); a follower waits for an
+ * announcement (`awaitingLeader`, bounded by `leaderWaitMs`, then it loads
+ * itself) and fetches each announced or pinned version (`fetching`), falling
+ * back to the database when the fetch fails. Outside a fleet the role is
+ * `solo` and the fleet states are never entered.
+ *
+ * The machine does no I/O: the composition root provides `loadRules`,
+ * `fetchSnapshot`, `publishSnapshot`, `fleet` and `closeRules`.
  */
-import { assign, fromPromise, setup } from "xstate";
+import { assign, fromCallback, fromPromise, setup, type AnyEventObject } from "xstate";
 import type { RuleSnapshot } from "../src/match/snapshot.js";
 
 /** What a load is asked to do. */
@@ -25,7 +35,20 @@ export interface RuleCacheInput {
   readonly retryMaxMs: number;
   /** Shortest time from the end of one load to the start of a refresh asked for by a notice, ms. */
   readonly minRefreshGapMs: number;
+  /** Share the rules work with the other instances (spec section 9); false = every instance reads MySQL itself. */
+  readonly fleet?: boolean;
+  /** How long a starting follower waits for an announcement before it loads the rules itself, ms. */
+  readonly leaderWaitMs?: number;
 }
+
+/** solo: no fleet; pending: the lease has not answered yet. */
+export type RuleCacheRole = "solo" | "pending" | "leader" | "follower";
+
+/** What the fleet actor reports. */
+export type FleetEvent =
+  | { type: "FLEET.ROLE"; role: "leader" | "follower" }
+  | { type: "FLEET.CURRENT"; version: string | null }
+  | { type: "FLEET.PINNED"; version: string | null };
 
 export interface RuleCacheContext extends RuleCacheInput {
   readonly snapshot: RuleSnapshot | null;
@@ -45,13 +68,37 @@ export interface RuleCacheContext extends RuleCacheInput {
   readonly gapOpen: boolean;
   /** Loads started so far (full and incremental). */
   readonly loads: number;
+  readonly role: RuleCacheRole;
+  /** The version announced as `current` in the fleet, if any. */
+  readonly announced: string | null;
+  /** The version pinned for the fleet, if any: served while it is. */
+  readonly pinned: string | null;
+  /** The newest snapshot this instance read from MySQL (a leader's base for refreshes, served again after an unpin). */
+  readonly latest: RuleSnapshot | null;
+  /** Where the served snapshot came from. */
+  readonly source: "database" | "fleet" | null;
+  /** The version whose fetch failed last: not fetched again until the announcement or pin changes. */
+  readonly failedFetch: string | null;
+  /** Snapshot fetches started so far. */
+  readonly fetches: number;
+  /** The last publish failure, if the last publish failed. */
+  readonly publishError: string | null;
+}
+
+/** The version the fleet asks this instance to serve, or null when it serves what it reads itself. */
+export function fleetTarget(context: Pick<RuleCacheContext, "role" | "pinned" | "announced" | "latest">): string | null {
+  if (context.role === "solo") return null;
+  if (context.pinned !== null) return context.pinned;
+  if (context.role === "leader" && context.latest !== null) return null;
+  return context.announced;
 }
 
 export type RuleCacheEvent =
   | { type: "START" }
   | { type: "REFRESH"; reason: "notice" | "manual" | "timer"; full?: boolean }
   | { type: "CONFIG.REFRESH_INTERVAL"; ms: number }
-  | { type: "STOP" };
+  | { type: "STOP" }
+  | FleetEvent;
 
 /** Capped exponential backoff with equal jitter: half fixed, half random. */
 export function retryDelayMs(attempt: number, baseMs: number, maxMs: number, random: () => number): number {
@@ -61,16 +108,26 @@ export function retryDelayMs(attempt: number, baseMs: number, maxMs: number, ran
 
 const message = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
-/** The new snapshot replaces the old in one step. */
-const storeSnapshot = (context: RuleCacheContext, snapshot: RuleSnapshot): Partial<RuleCacheContext> => ({
+/** The served snapshot, replaced in one step. */
+const serve = (snapshot: RuleSnapshot, source: "database" | "fleet"): Partial<RuleCacheContext> => ({
   snapshot,
   version: snapshot.version,
   loadedAt: snapshot.loadedAt,
+  source,
+});
+
+/** A snapshot read from MySQL: served at once, unless a pinned version is served instead. */
+const storeSnapshot = (context: RuleCacheContext, snapshot: RuleSnapshot): Partial<RuleCacheContext> => ({
+  ...(context.pinned === null || context.snapshot === null || context.role === "solo" ? serve(snapshot, "database") : {}),
+  latest: snapshot,
   attempt: 0,
   lastError: null,
   refreshesSinceFull: snapshot.loadKind === "full" ? 0 : context.refreshesSinceFull + 1,
   gapOpen: context.minRefreshGapMs === 0,
 });
+
+/** A leader read a version the fleet has not been told of: it publishes it. */
+const isNews = (context: RuleCacheContext, read: RuleSnapshot) => context.role === "leader" && read.version !== context.announced;
 
 const recordFailure = (context: RuleCacheContext, error: unknown): Partial<RuleCacheContext> => ({
   attempt: context.attempt + 1,
@@ -90,16 +147,32 @@ export const ruleCacheMachine = setup({
       throw new Error("loadRules is provided by the composition root");
     }),
     closeRules: fromPromise<void, void>(async () => {}),
+    fetchSnapshot: fromPromise<RuleSnapshot, { version: string }>(async () => {
+      throw new Error("fetchSnapshot is provided by the composition root");
+    }),
+    publishSnapshot: fromPromise<void, { snapshot: RuleSnapshot }>(async () => {}),
+    /** Reports FLEET.* events: the lease, the announcement and the pin. Nothing outside a fleet. */
+    fleet: fromCallback<AnyEventObject>(() => {}),
   },
   delays: {
     retryDelay: ({ context }) => retryDelayMs(context.attempt, context.retryBaseMs, context.retryMaxMs, Math.random),
+    leaderWait: ({ context }) => context.leaderWaitMs ?? 30_000,
     // 0 (off) fires at once and the guard below refuses it: no timer refresh.
     refreshInterval: ({ context }) => context.refreshIntervalMs,
     minRefreshGap: ({ context }) => context.minRefreshGapMs,
   },
   guards: {
     hasSnapshot: ({ context }) => context.snapshot !== null,
-    refreshEnabled: ({ context }) => context.refreshIntervalMs > 0,
+    refreshEnabled: ({ context }) => context.refreshIntervalMs > 0 && context.role !== "follower",
+    /** This instance reads MySQL now: it leads, or there is no fleet. */
+    readsDatabase: ({ context }) => context.role === "solo" || context.role === "leader",
+    isFollower: ({ context }) => context.role === "follower",
+    /** The fleet asks for a version other than the one served, and it has not just failed. */
+    needsFetch: ({ context }) => {
+      const target = fleetTarget(context);
+      return target !== null && target !== context.version && target !== context.failedFetch;
+    },
+    fetchingPinWhileServing: ({ context }) => context.pinned !== null && fleetTarget(context) === context.pinned && context.snapshot !== null,
     refreshPending: ({ context }) => context.refreshPending,
     gapClosed: ({ context }) => !context.gapOpen,
     refreshDue: ({ context }) => context.refreshPending && context.gapOpen,
@@ -113,11 +186,32 @@ export const ruleCacheMachine = setup({
       loadMode:
         context.snapshot === null || context.fullPending || context.refreshesSinceFull + 1 >= context.fullReloadEvery ? ("full" as const) : ("incremental" as const),
     })),
-    markRefreshPending: assign(({ context, event }) => ({
+    /** A REFRESH for a follower is the leader's to do. */
+    markRefreshPending: assign(({ context, event }) => (context.role === "follower" ? {} : {
       refreshPending: true,
       fullPending: context.fullPending || (event.type === "REFRESH" && event.full === true),
     })),
+    setRole: assign(({ context, event }) => {
+      if (event.type !== "FLEET.ROLE" || context.role === "solo") return {};
+      // A new leader catches up at once: a notice may have arrived while nobody led.
+      const takesOver = event.role === "leader" && context.role !== "leader" && context.snapshot !== null;
+      // A follower leaves refreshes to the leader.
+      return { role: event.role, ...(takesOver ? { refreshPending: true } : event.role === "follower" ? { refreshPending: false, fullPending: false } : {}) };
+    }),
+    setAnnounced: assign(({ context, event }) =>
+      event.type === "FLEET.CURRENT" && context.role !== "solo" ? { announced: event.version, failedFetch: null } : {},
+    ),
+    setPinned: assign(({ context, event }) => {
+      if (event.type !== "FLEET.PINNED" || context.role === "solo") return {};
+      // Unpinned: a leader serves its own newest read again; a follower fetches the announced version.
+      const back = event.version === null && context.role === "leader" && context.latest !== null ? serve(context.latest, "database") : {};
+      return { pinned: event.version, failedFetch: null, ...back };
+    }),
     openGap: assign({ gapOpen: true }),
+    recordFetchFailure: assign(({ context, event }) => ({
+      failedFetch: fleetTarget(context),
+      lastError: `fetching rules: ${message((event as { error?: unknown }).error)}`,
+    })),
     setRefreshInterval: assign(({ event }) => ({
       refreshIntervalMs: event.type === "CONFIG.REFRESH_INTERVAL" ? event.ms : 0,
     })),
@@ -138,26 +232,81 @@ export const ruleCacheMachine = setup({
     loadMode: "full",
     gapOpen: true,
     loads: 0,
+    role: input.fleet === true ? "pending" : "solo",
+    announced: null,
+    pinned: null,
+    latest: null,
+    source: null,
+    failedFetch: null,
+    fetches: 0,
+    publishError: null,
   }),
+  // The fleet actor lives as long as the rule cache; it stops with it.
+  invoke: { id: "fleet", src: "fleet" },
   on: {
     STOP: ".stopping",
     "CONFIG.REFRESH_INTERVAL": { actions: "setRefreshInterval" },
+    "FLEET.ROLE": { actions: "setRole" },
+    "FLEET.CURRENT": { actions: "setAnnounced" },
+    "FLEET.PINNED": { actions: "setPinned" },
   },
   states: {
     idle: {
-      on: { START: "loading" },
+      on: { START: "awaitingLeader" },
+    },
+    /** Start: the leader or a lone instance loads; a follower fetches the announced version, or waits for one (bounded). */
+    awaitingLeader: {
+      always: [
+        { guard: "readsDatabase", target: "loading" },
+        { guard: "needsFetch", target: "fetching" },
+      ],
+      after: { leaderWait: "loading" },
+      on: { REFRESH: { actions: "markRefreshPending" } },
     },
     loading: {
       entry: "countLoad",
       invoke: {
         src: "loadRules",
         input: { mode: "full", previous: null },
-        onDone: { target: "ready", actions: assign(({ context, event }) => storeSnapshot(context, event.output)) },
+        onDone: [
+          { guard: ({ context, event }) => isNews(context, event.output), target: "publishing", actions: assign(({ context, event }) => storeSnapshot(context, event.output)) },
+          { target: "ready", actions: assign(({ context, event }) => storeSnapshot(context, event.output)) },
+        ],
         onError: { target: "retrying", actions: assign(({ context, event }) => recordFailure(context, event.error)) },
       },
       on: { REFRESH: { actions: "markRefreshPending" } },
     },
+    /** Get an announced or pinned version from the snapshot store; on failure, read MySQL instead (a pin excepted). */
+    fetching: {
+      entry: assign(({ context }) => ({ fetches: context.fetches + 1 })),
+      invoke: {
+        src: "fetchSnapshot",
+        input: ({ context }) => ({ version: fleetTarget(context)! }),
+        onDone: {
+          target: "ready",
+          actions: assign(({ event }) => ({ ...serve(event.output, "fleet"), failedFetch: null, attempt: 0, lastError: null, gapOpen: true })),
+        },
+        // A pin is never replaced by the database: the served snapshot stays. Otherwise MySQL is the fallback.
+        onError: [
+          { guard: "fetchingPinWhileServing", target: "ready", actions: "recordFetchFailure" },
+          { guard: "hasSnapshot", target: "refreshing", actions: "recordFetchFailure" },
+          { target: "loading", actions: "recordFetchFailure" },
+        ],
+      },
+      on: { REFRESH: { actions: "markRefreshPending" } },
+    },
+    /** The leader puts what it read into the snapshot store and announces it; the snapshot is served meanwhile. */
+    publishing: {
+      invoke: {
+        src: "publishSnapshot",
+        input: ({ context }) => ({ snapshot: context.latest! }),
+        onDone: { target: "ready", actions: assign(({ context }) => ({ publishError: null, announced: context.latest!.version })) },
+        onError: { target: "ready", actions: assign(({ event }) => ({ publishError: message(event.error) })) },
+      },
+      on: { REFRESH: { actions: "markRefreshPending" } },
+    },
     retrying: {
+      always: { guard: "needsFetch", target: "fetching" },
       after: {
         retryDelay: [{ guard: "hasSnapshot", target: "refreshing" }, { target: "loading" }],
       },
@@ -165,7 +314,10 @@ export const ruleCacheMachine = setup({
       on: { REFRESH: { actions: "markRefreshPending" } },
     },
     ready: {
-      always: { guard: "refreshDue", target: "refreshing" },
+      always: [
+        { guard: "refreshDue", target: "refreshing" },
+        { guard: "needsFetch", target: "fetching" },
+      ],
       after: {
         refreshInterval: { guard: "refreshEnabled", target: "refreshing" },
         // A flood of notices makes at most one refresh per gap: those within it are one pending flag.
@@ -173,6 +325,7 @@ export const ruleCacheMachine = setup({
       },
       on: {
         REFRESH: [
+          { guard: "isFollower" }, // the leader's to do
           { guard: "gapClosed", actions: "markRefreshPending" },
           { target: "refreshing", actions: "markRefreshPending" },
         ],
@@ -184,8 +337,11 @@ export const ruleCacheMachine = setup({
       entry: "countLoad",
       invoke: {
         src: "loadRules",
-        input: ({ context }) => ({ mode: context.loadMode, previous: context.snapshot }),
-        onDone: { target: "ready", actions: assign(({ context, event }) => storeSnapshot(context, event.output)) },
+        input: ({ context }) => ({ mode: context.loadMode, previous: context.latest ?? context.snapshot }),
+        onDone: [
+          { guard: ({ context, event }) => isNews(context, event.output), target: "publishing", actions: assign(({ context, event }) => storeSnapshot(context, event.output)) },
+          { target: "ready", actions: assign(({ context, event }) => storeSnapshot(context, event.output)) },
+        ],
         // The old snapshot keeps serving; retry with backoff.
         onError: { target: "retrying", actions: assign(({ context, event }) => recordFailure(context, event.error)) },
       },

@@ -14,8 +14,16 @@ const snapshotNamed = (version: string, loadKind: "full" | "incremental" = "full
   ({ version, loadKind, loadedAt: "2026-11-28T00:00:00.000Z" }) as RuleSnapshot;
 const settle = () => new Promise((resolve) => setImmediate(resolve));
 
-function harness(options: { refreshIntervalMs?: number; fullReloadEvery?: number; minRefreshGapMs?: number } = {}) {
+interface Pending<I, O> {
+  input: I;
+  resolve(o: O): void;
+  reject(e: Error): void;
+}
+
+function harness(options: { refreshIntervalMs?: number; fullReloadEvery?: number; minRefreshGapMs?: number; fleet?: boolean } = {}) {
   const loads: PendingLoad[] = [];
+  const fetches: Pending<{ version: string }, RuleSnapshot>[] = [];
+  const publishes: Pending<{ snapshot: RuleSnapshot }, void>[] = [];
   let closed = 0;
   const visited = new Set<string>();
   const clock = new SimulatedClock();
@@ -27,17 +35,19 @@ function harness(options: { refreshIntervalMs?: number; fullReloadEvery?: number
       closeRules: fromPromise<void, void>(async () => {
         closed++;
       }),
+      fetchSnapshot: fromPromise<RuleSnapshot, { version: string }>(({ input }) => new Promise((resolve, reject) => fetches.push({ input, resolve, reject }))),
+      publishSnapshot: fromPromise<void, { snapshot: RuleSnapshot }>(({ input }) => new Promise((resolve, reject) => publishes.push({ input, resolve, reject }))),
     },
     // Deterministic jitter: the middle of the range.
     delays: { retryDelay: ({ context }) => retryDelayMs(context.attempt, context.retryBaseMs, context.retryMaxMs, () => 0.5) },
   });
   const actor = createActor(machine, {
     clock,
-    input: { refreshIntervalMs: options.refreshIntervalMs ?? 60_000, fullReloadEvery: options.fullReloadEvery ?? 3, retryBaseMs: 1_000, retryMaxMs: 8_000, minRefreshGapMs: options.minRefreshGapMs ?? 0 },
+    input: { refreshIntervalMs: options.refreshIntervalMs ?? 60_000, fullReloadEvery: options.fullReloadEvery ?? 3, retryBaseMs: 1_000, retryMaxMs: 8_000, minRefreshGapMs: options.minRefreshGapMs ?? 0, fleet: options.fleet ?? false, leaderWaitMs: 5_000 },
   });
   actor.subscribe((s) => visited.add(String(s.value)));
   actor.start();
-  return { actor, clock, loads, visited, closedCount: () => closed, state: () => String(actor.getSnapshot().value), ctx: () => actor.getSnapshot().context };
+  return { actor, clock, loads, fetches, publishes, visited, closedCount: () => closed, state: () => String(actor.getSnapshot().value), ctx: () => actor.getSnapshot().context };
 }
 
 describe("rule-cache machine", () => {
@@ -214,19 +224,188 @@ describe("rule-cache machine", () => {
     h.actor.send({ type: "STOP" });
     await settle();
     h.visited.forEach((v) => seen.add(v));
+    // The fleet's states, as a follower and then as the leader.
+    const f = harness({ fleet: true });
+    f.actor.send({ type: "START" });
+    f.actor.send({ type: "FLEET.ROLE", role: "follower" });
+    f.actor.send({ type: "FLEET.CURRENT", version: "v1" });
+    f.fetches[0]!.resolve(snapshotNamed("v1"));
+    await settle();
+    f.actor.send({ type: "FLEET.ROLE", role: "leader" });
+    f.loads[0]!.resolve(snapshotNamed("v2", "incremental"));
+    await settle();
+    expect(f.state()).toBe("publishing");
+    f.visited.forEach((v) => seen.add(v));
     expect([...seen].sort()).toEqual(Object.keys(ruleCacheMachine.config.states!).sort());
   });
 });
 
-describe("retryDelayMs", () => {
-  it("stays within [capped/2, capped] and never exceeds the cap", () => {
-    for (let attempt = 1; attempt < 40; attempt++) {
-      for (const r of [0, 0.25, 0.999]) {
-        const d = retryDelayMs(attempt, 500, 30_000, () => r);
-        const capped = Math.min(30_000, 500 * 2 ** (attempt - 1));
-        expect(d).toBeGreaterThanOrEqual(capped / 2);
-        expect(d).toBeLessThanOrEqual(capped);
-      }
-    }
+describe("rule-cache machine in a fleet", () => {
+  it("a follower waits for the announcement, fetches each announced version and never reads MySQL", async () => {
+    const h = harness({ fleet: true });
+    h.actor.send({ type: "START" });
+    expect(h.state()).toBe("awaitingLeader");
+    h.actor.send({ type: "FLEET.ROLE", role: "follower" });
+    expect(h.state()).toBe("awaitingLeader");
+    h.actor.send({ type: "FLEET.CURRENT", version: "v1" });
+    expect(h.state()).toBe("fetching");
+    expect(h.fetches[0]!.input).toEqual({ version: "v1" });
+    // Announcements and notices during the fetch start nothing more.
+    h.actor.send({ type: "FLEET.CURRENT", version: "v2" });
+    h.actor.send({ type: "REFRESH", reason: "notice" });
+    h.fetches[0]!.resolve(snapshotNamed("v1"));
+    await settle();
+    // v2 was announced meanwhile: fetched next, one at a time.
+    expect(h.state()).toBe("fetching");
+    expect(h.fetches).toHaveLength(2);
+    expect(h.fetches[1]!.input).toEqual({ version: "v2" });
+    h.fetches[1]!.resolve(snapshotNamed("v2"));
+    await settle();
+    expect(h.state()).toBe("ready");
+    expect(h.ctx()).toMatchObject({ version: "v2", source: "fleet", loads: 0, fetches: 2, role: "follower" });
+    // A notice and the refresh timer are the leader's business.
+    h.actor.send({ type: "REFRESH", reason: "notice" });
+    h.clock.increment(120_000);
+    await settle();
+    expect(h.state()).toBe("ready");
+    expect(h.loads).toHaveLength(0);
+  });
+
+  it("a starting follower waits a bounded time for a leader, then loads the rules itself", async () => {
+    const h = harness({ fleet: true });
+    h.actor.send({ type: "START" });
+    h.actor.send({ type: "FLEET.ROLE", role: "follower" });
+    h.clock.increment(4_999);
+    expect(h.loads).toHaveLength(0);
+    h.clock.increment(1);
+    expect(h.state()).toBe("loading");
+    h.loads[0]!.resolve(snapshotNamed("v1"));
+    await settle();
+    expect(h.ctx()).toMatchObject({ version: "v1", source: "database" });
+    // A follower does not publish; when the leader announces the same version nothing is fetched.
+    expect(h.publishes).toHaveLength(0);
+    h.actor.send({ type: "FLEET.CURRENT", version: "v1" });
+    expect(h.state()).toBe("ready");
+    expect(h.fetches).toHaveLength(0);
+  });
+
+  it("the leader reads MySQL once, serves it at once and publishes; a refresh that changes nothing is not published", async () => {
+    const h = harness({ fleet: true });
+    h.actor.send({ type: "START" });
+    h.actor.send({ type: "FLEET.ROLE", role: "leader" });
+    expect(h.state()).toBe("loading");
+    const v1 = snapshotNamed("v1");
+    h.loads[0]!.resolve(v1);
+    await settle();
+    expect(h.state()).toBe("publishing");
+    expect(h.ctx().snapshot).toBe(v1); // served while it is published
+    expect(h.publishes[0]!.input.snapshot).toBe(v1);
+    h.actor.send({ type: "REFRESH", reason: "notice" }); // kept for after the publish
+    h.publishes[0]!.resolve();
+    await settle();
+    expect(h.state()).toBe("refreshing");
+    expect(h.ctx().announced).toBe("v1");
+    expect(h.loads[1]!.input).toEqual({ mode: "incremental", previous: v1 });
+    h.loads[1]!.resolve(snapshotNamed("v1", "incremental"));
+    await settle();
+    expect(h.state()).toBe("ready");
+    expect(h.publishes).toHaveLength(1);
+    h.actor.send({ type: "REFRESH", reason: "notice" });
+    h.loads[2]!.resolve(snapshotNamed("v2", "incremental"));
+    await settle();
+    expect(h.state()).toBe("publishing");
+    // A failed publish leaves the new snapshot served and says why.
+    h.publishes[1]!.reject(new Error("object store unavailable"));
+    await settle();
+    expect(h.ctx()).toMatchObject({ version: "v2", publishError: "object store unavailable" });
+    expect(h.state()).toBe("ready");
+  });
+
+  it("a failed fetch falls back to MySQL (one load), and the failed version is not fetched again", async () => {
+    const h = harness({ fleet: true });
+    h.actor.send({ type: "START" });
+    h.actor.send({ type: "FLEET.ROLE", role: "follower" });
+    h.actor.send({ type: "FLEET.CURRENT", version: "v1" });
+    h.fetches[0]!.reject(new Error("checksum mismatch"));
+    await settle();
+    expect(h.state()).toBe("loading");
+    expect(h.ctx().lastError).toMatch(/checksum mismatch/);
+    h.loads[0]!.resolve(snapshotNamed("v1"));
+    await settle();
+    expect(h.state()).toBe("ready");
+    h.actor.send({ type: "FLEET.CURRENT", version: "v2" });
+    h.fetches[1]!.reject(new Error("not in the snapshot store"));
+    await settle();
+    // It has a snapshot: the fallback is a refresh from it.
+    expect(h.state()).toBe("refreshing");
+    expect(h.loads[1]!.input.previous?.version).toBe("v1");
+    h.loads[1]!.resolve(snapshotNamed("v2", "incremental"));
+    await settle();
+    expect(h.state()).toBe("ready");
+    expect(h.fetches).toHaveLength(2);
+    expect(h.ctx()).toMatchObject({ version: "v2", source: "database" });
+  });
+
+  it("a pinned version is served while it exists; unpinned, the leader serves its own newest read again", async () => {
+    const h = harness({ fleet: true });
+    h.actor.send({ type: "START" });
+    h.actor.send({ type: "FLEET.ROLE", role: "leader" });
+    h.loads[0]!.resolve(snapshotNamed("v2"));
+    await settle();
+    h.publishes[0]!.resolve();
+    await settle();
+    h.actor.send({ type: "FLEET.PINNED", version: "v1" });
+    expect(h.state()).toBe("fetching");
+    h.fetches[0]!.resolve(snapshotNamed("v1"));
+    await settle();
+    expect(h.ctx()).toMatchObject({ version: "v1", pinned: "v1", source: "fleet" });
+    // The leader still reads and announces new versions; the pin stays served.
+    h.actor.send({ type: "REFRESH", reason: "notice" });
+    h.loads[1]!.resolve(snapshotNamed("v3", "incremental"));
+    await settle();
+    expect(h.publishes[1]!.input.snapshot.version).toBe("v3");
+    h.publishes[1]!.resolve();
+    await settle();
+    expect(h.ctx().version).toBe("v1");
+    h.actor.send({ type: "FLEET.PINNED", version: null });
+    expect(h.ctx()).toMatchObject({ version: "v3", pinned: null, source: "database" });
+    expect(h.fetches).toHaveLength(1);
+  });
+
+  it("a follower whose pinned version cannot be fetched keeps serving what it serves, without reading MySQL", async () => {
+    const h = harness({ fleet: true });
+    h.actor.send({ type: "START" });
+    h.actor.send({ type: "FLEET.ROLE", role: "follower" });
+    h.actor.send({ type: "FLEET.CURRENT", version: "v2" });
+    h.fetches[0]!.resolve(snapshotNamed("v2"));
+    await settle();
+    h.actor.send({ type: "FLEET.PINNED", version: "v0" });
+    h.fetches[1]!.reject(new Error("rules version v0 is not in the snapshot store"));
+    await settle();
+    expect(h.state()).toBe("ready");
+    expect(h.ctx()).toMatchObject({ version: "v2", failedFetch: "v0" });
+    expect(h.loads).toHaveLength(0);
+    // Unpinned: back to the announced version, which it already serves.
+    h.actor.send({ type: "FLEET.PINNED", version: null });
+    expect(h.state()).toBe("ready");
+    expect(h.fetches).toHaveLength(2);
+  });
+
+  it("a follower that takes the lease over refreshes at once from the snapshot it serves", async () => {
+    const h = harness({ fleet: true });
+    h.actor.send({ type: "START" });
+    h.actor.send({ type: "FLEET.ROLE", role: "follower" });
+    h.actor.send({ type: "FLEET.CURRENT", version: "v1" });
+    const v1 = snapshotNamed("v1");
+    h.fetches[0]!.resolve(v1);
+    await settle();
+    h.actor.send({ type: "FLEET.ROLE", role: "leader" });
+    expect(h.state()).toBe("refreshing");
+    expect(h.loads[0]!.input).toEqual({ mode: "incremental", previous: v1 });
+    h.loads[0]!.resolve(snapshotNamed("v1", "incremental"));
+    await settle();
+    // Nothing changed while nobody led: nothing to publish.
+    expect(h.state()).toBe("ready");
+    expect(h.publishes).toHaveLength(0);
   });
 });

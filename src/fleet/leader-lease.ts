@@ -1,0 +1,122 @@
+/**
+ * The fleet's leader lease in KV `tort_rules`, key `leader` (spec section 9).
+ * Server 2.9 has no per-key TTL, so the value carries its own expiry: the
+ * holder renews it every third of the lease by compare-and-set on the
+ * revision it last wrote; anyone takes it over by compare-and-set once the
+ * expiry has passed; a holder that stops releases it (expiry 0) so a
+ * successor need not wait. Clocks are compared across instances: keep them
+ * within a small fraction of the lease (NTP does).
+ */
+import type { KV } from "@nats-io/kv";
+import type { Logger } from "pino";
+import { LEADER_KEY } from "./rules-bucket.js";
+
+export interface LeaseValue {
+  readonly holder: string;
+  /** Epoch ms after which anyone may take the lease over. */
+  readonly expiresAtMs: number;
+}
+
+export type FleetRole = "leader" | "follower";
+
+export interface LeaderLease {
+  isLeader(): boolean;
+  /** The holder as last read (null when none or unknown). */
+  holder(): string | null;
+  /** Stop renewing; a leader releases the lease so a successor takes over at once. */
+  release(): Promise<void>;
+}
+
+function parseLease(value: Uint8Array): LeaseValue | null {
+  try {
+    const v = JSON.parse(new TextDecoder().decode(value)) as Partial<LeaseValue>;
+    return typeof v?.holder === "string" && typeof v.expiresAtMs === "number" ? (v as LeaseValue) : null;
+  } catch {
+    return null;
+  }
+}
+
+export function startLeaderLease(
+  kv: KV,
+  options: { holder: string; leaseMs: number; onRole: (role: FleetRole) => void; log: Logger; now?: () => number },
+): LeaderLease {
+  const { holder, leaseMs, log } = options;
+  const now = options.now ?? Date.now;
+  let leader = false;
+  let lastHolder: string | null = null;
+  /** When our own lease runs out, as we last wrote it. */
+  let ownExpiry = 0;
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<void> = Promise.resolve();
+
+  const setRole = (next: boolean) => {
+    if (next === leader) return;
+    leader = next;
+    log.info({ holder, role: next ? "leader" : "follower" }, next ? "fleet lease taken: this instance reads the rules for the fleet" : "fleet lease lost: following the leader");
+    options.onRole(next ? "leader" : "follower");
+  };
+  const value = (expiresAtMs: number) => JSON.stringify({ holder, expiresAtMs } satisfies LeaseValue);
+
+  /** One round: renew, take over, or follow. Every write is a compare-and-set on the revision read. */
+  const step = async () => {
+    const t = now();
+    try {
+      const entry = await kv.get(LEADER_KEY);
+      const current = entry !== null && entry.operation === "PUT" ? parseLease(entry.value) : null;
+      lastHolder = current !== null && current.expiresAtMs > t ? current.holder : null;
+      const mine = current?.holder === holder && leader;
+      if (current === null || mine || current.expiresAtMs <= t) {
+        const expiresAtMs = t + leaseMs;
+        try {
+          if (entry === null) await kv.create(LEADER_KEY, value(expiresAtMs));
+          else await kv.update(LEADER_KEY, value(expiresAtMs), entry.revision);
+          ownExpiry = expiresAtMs;
+          lastHolder = holder;
+          setRole(true);
+          return;
+        } catch {
+          // Another instance wrote first: it holds the lease.
+        }
+      }
+      setRole(false);
+    } catch (err) {
+      // NATS cannot answer: nobody else can take the lease over before it expires either.
+      log.warn({ err: (err as Error).message }, "fleet lease could not be read");
+      if (leader && now() >= ownExpiry) setRole(false);
+    }
+  };
+  const tick = () => {
+    if (stopped) return;
+    running = step().finally(() => {
+      if (!stopped) timer = setTimeout(tick, Math.max(50, Math.floor(leaseMs / 3)));
+    });
+  };
+  // The first round always reports a role, even follower (setRole reports changes only): a starting rule cache waits for it.
+  const firstRound = step().then(() => {
+    if (!leader) options.onRole("follower");
+  });
+  running = firstRound;
+  void firstRound.finally(() => {
+    if (!stopped) timer = setTimeout(tick, Math.max(50, Math.floor(leaseMs / 3)));
+  });
+
+  return {
+    isLeader: () => leader,
+    holder: () => lastHolder,
+    async release() {
+      stopped = true;
+      clearTimeout(timer);
+      await running.catch(() => {});
+      if (!leader) return;
+      try {
+        const entry = await kv.get(LEADER_KEY);
+        const current = entry?.operation === "PUT" ? parseLease(entry.value) : null;
+        if (entry !== null && current?.holder === holder) await kv.update(LEADER_KEY, value(0), entry.revision);
+      } catch (err) {
+        log.warn({ err: (err as Error).message }, "fleet lease could not be released; it expires by itself");
+      }
+      leader = false;
+    },
+  };
+}

@@ -1,0 +1,88 @@
+/**
+ * KV bucket `tort_rules` (spec section 9): `leader` holds the lease, `current`
+ * the announcement of the newest snapshot in the Object Store, `pinned` the
+ * version every instance serves while it exists.
+ */
+import { Kvm, type KV } from "@nats-io/kv";
+import type { NatsConnection } from "@nats-io/nats-core";
+import type { Logger } from "pino";
+import { watchKv } from "../ingest/watch-kv.js";
+
+export const LEADER_KEY = "leader";
+export const CURRENT_KEY = "current";
+export const PINNED_KEY = "pinned";
+
+/** The value of `current`: which object holds the newest snapshot, and what it is. */
+export interface Announcement {
+  readonly version: string;
+  /** Object name in the snapshot bucket. */
+  readonly object: string;
+  /** SHA-256 of the encoded snapshot's body (also checked inside it). */
+  readonly sha256: string;
+  readonly bytes: number;
+  /** Rule and property rows the snapshot holds. */
+  readonly rows: number;
+  readonly builtAt: string;
+  readonly builtBy: string;
+}
+
+export async function openRulesBucket(nc: NatsConnection, bucket: string, replicas: number): Promise<KV> {
+  // A little history, so that an operator can see who pinned what and when.
+  return new Kvm(nc).create(bucket, { replicas, history: 5 });
+}
+
+const decoder = new TextDecoder();
+
+/** An announcement from its KV value, or null when it is not one (logged by the caller). */
+export function parseAnnouncement(value: Uint8Array): Announcement | null {
+  try {
+    const a = JSON.parse(decoder.decode(value)) as Partial<Announcement>;
+    if (typeof a?.version !== "string" || a.version === "" || typeof a.object !== "string" || typeof a.sha256 !== "string") return null;
+    return a as Announcement;
+  } catch {
+    return null;
+  }
+}
+
+/** The pinned version from its KV value: the version itself, or `{"version": "..."}`; null when empty. */
+export function parsePinned(value: Uint8Array): string | null {
+  const text = decoder.decode(value).trim();
+  if (text === "") return null;
+  if (text.startsWith("{")) {
+    try {
+      const v = (JSON.parse(text) as { version?: unknown }).version;
+      return typeof v === "string" && v !== "" ? v : null;
+    } catch {
+      return null;
+    }
+  }
+  return text;
+}
+
+/** Follow `current` and `pinned`: each change (and their values at start) is handed on; a deleted key as null. */
+export function watchFleetKeys(
+  kv: KV,
+  on: { current(announcement: Announcement | null): void; pinned(version: string | null): void },
+  log: Logger,
+): { stop(): void } {
+  // One watch per key: server 2.9 has no consumer with several filter subjects.
+  const current = watchKv(
+    kv,
+    "rules announcement",
+    (entry) => {
+      if (entry.operation !== "PUT") return on.current(null);
+      const a = parseAnnouncement(entry.value);
+      if (a === null) log.warn({ key: entry.key, revision: entry.revision }, "rules announcement is not one; ignored");
+      else on.current(a);
+    },
+    log,
+    { key: CURRENT_KEY },
+  );
+  const pinned = watchKv(kv, "rules pin", (entry) => on.pinned(entry.operation !== "PUT" ? null : parsePinned(entry.value)), log, { key: PINNED_KEY });
+  return {
+    stop() {
+      current.stop();
+      pinned.stop();
+    },
+  };
+}

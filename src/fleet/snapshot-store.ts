@@ -1,0 +1,82 @@
+/**
+ * Object Store bucket `tort_snapshots` (spec section 9): one object per rules
+ * version, named by the version, in the compact form of snapshot-codec.ts. The
+ * leader puts, announces and prunes (the newest `keep` are retained, and never
+ * the pinned or the announced one); every instance gets, checks and decodes.
+ */
+import type { NatsConnection } from "@nats-io/nats-core";
+import { Objm, type ObjectInfo, type ObjectStore } from "@nats-io/obj";
+import type { RuleSnapshot } from "../match/snapshot.js";
+import type { Announcement } from "./rules-bucket.js";
+import { decodeSnapshot, encodeSnapshot, readSnapshotHeader, SnapshotFormatError } from "./snapshot-codec.js";
+
+/** One retained version, as `tortmatch rules versions` lists it. */
+export interface RetainedVersion {
+  readonly version: string;
+  readonly rows: number;
+  readonly bytes: number;
+  readonly builtAt: string;
+  readonly builtBy: string;
+}
+
+export interface SnapshotStore {
+  /** Encode and put a snapshot; resolves with its announcement (not yet announced). */
+  put(snapshot: RuleSnapshot, builtBy: string): Promise<Announcement>;
+  /** Get, check and decode a version; a missing or corrupt object is an error that says which. */
+  get(version: string): Promise<RuleSnapshot>;
+  /** Retained versions, newest first. */
+  list(): Promise<RetainedVersion[]>;
+  /** Delete all but the newest `keep` versions, never those in `protect`; resolves with the deleted. */
+  prune(keep: number, protect: readonly (string | null)[]): Promise<string[]>;
+}
+
+export async function openSnapshotStore(nc: NatsConnection, bucket: string, options: { replicas: number; maxRawBytes?: number }): Promise<SnapshotStore> {
+  const os: ObjectStore = await new Objm(nc).create(bucket, { replicas: options.replicas });
+  const retained = (info: ObjectInfo): RetainedVersion => ({
+    version: info.metadata?.version ?? info.name,
+    rows: Number(info.metadata?.rows ?? 0),
+    bytes: info.size,
+    builtAt: info.metadata?.builtAt ?? info.mtime,
+    builtBy: info.metadata?.builtBy ?? "",
+  });
+  const list = async () =>
+    (await os.list())
+      .filter((i) => !i.deleted)
+      .map((i) => ({ info: i, v: retained(i) }))
+      .sort((a, b) => (a.v.builtAt < b.v.builtAt ? 1 : a.v.builtAt > b.v.builtAt ? -1 : 0));
+  return {
+    async put(snapshot, builtBy) {
+      // A version already stored is the same rows: announce it as it is (re-putting would pull it from under a reader).
+      const existing = await os.info(snapshot.version);
+      if (existing !== null && !existing.deleted && existing.metadata?.sha256 !== undefined) {
+        const v = retained(existing);
+        return { version: v.version, object: existing.name, sha256: existing.metadata.sha256, bytes: v.bytes, rows: v.rows, builtAt: v.builtAt, builtBy: v.builtBy };
+      }
+      const bytes = encodeSnapshot(snapshot, { level: 1 });
+      const header = readSnapshotHeader(bytes);
+      const rows = snapshot.counts.ruleRows + snapshot.table.properties.length;
+      const builtAt = new Date().toISOString();
+      await os.putBlob(
+        { name: snapshot.version, description: `tortmatch rules ${snapshot.version}`, metadata: { version: snapshot.version, rows: String(rows), builtAt, builtBy, sha256: header.sha256 } },
+        bytes,
+      );
+      return { version: snapshot.version, object: snapshot.version, sha256: header.sha256, bytes: bytes.length, rows, builtAt, builtBy };
+    },
+    async get(version) {
+      const bytes = await os.getBlob(version);
+      if (bytes === null) throw new SnapshotFormatError(`rules version ${version} is not in the snapshot store`);
+      return decodeSnapshot(bytes, options.maxRawBytes === undefined ? {} : { maxRawBytes: options.maxRawBytes });
+    },
+    list: async () => (await list()).map((x) => x.v),
+    async prune(keep, protect) {
+      const deleted: string[] = [];
+      const versions = await list();
+      for (const { info, v } of versions.slice(keep)) {
+        if (protect.includes(v.version)) continue;
+        await os.delete(info.name);
+        deleted.push(v.version);
+      }
+      return deleted;
+    },
+  };
+}
