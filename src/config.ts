@@ -48,6 +48,18 @@ const envSchema = z.object({
   /** Request-reply subject on which running instances explain a result with the snapshot they serve. */
   TORT_EXPLAIN_SUBJECT: z.string().min(1).default("tort.explain"),
   TORT_CONFIG_BUCKET: z.string().min(1).default("tort_config"),
+  /** Share the rules work across the instances on one NATS (spec section 9): one database read per rules version, fleet-wide. */
+  TORT_FLEET: z.enum(["on", "off"]).default("on"),
+  /** KV bucket of the fleet: the leader lease, the announced (`current`) and the `pinned` rules version. */
+  TORT_RULES_BUCKET: z.string().min(1).default("tort_rules"),
+  /** Object Store bucket holding the published rule snapshots, one object per version. */
+  TORT_SNAPSHOT_BUCKET: z.string().min(1).default("tort_snapshots"),
+  /** Rule snapshot versions the leader keeps in the snapshot bucket (the pinned and the current one are never deleted). */
+  TORT_SNAPSHOT_KEEP: int(1, 1_000).default(5),
+  /** The leader lease's length, ms: renewed every third of it; a dead leader is replaced once it has run out. */
+  TORT_LEASE_MS: int(1_000, 600_000).default(15_000),
+  /** How long a starting follower waits for an announced snapshot before it reads the rules itself, ms. */
+  TORT_LEADER_WAIT_MS: int(0, 3_600_000).default(30_000),
   /** Captures the server's max-deliveries advisories of the consumer: messages whose deliveries ran out unsettled. */
   TORT_EXHAUSTED_STREAM: z.string().min(1).default("TORT_EXHAUSTED"),
 

@@ -5,6 +5,7 @@
  */
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
+import { Svcm, type Service } from "@nats-io/services";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import { BehaviorSubject, Subject } from "rxjs";
@@ -31,11 +32,33 @@ import { createSkippedRowsReporter } from "./rules/report-skipped.js";
 import { createPublisher } from "./verdict/publish.js";
 import { startExhaustedWorker } from "./verdict/settle-exhausted.js";
 import { createVerdictLookup } from "./verdict/verdict-lookup.js";
+import { startLeaderLease, type LeaderLease } from "./fleet/leader-lease.js";
+import { CURRENT_KEY, openRulesBucket, watchFleetKeys, type Announcement } from "./fleet/rules-bucket.js";
+import { openSnapshotStore } from "./fleet/snapshot-store.js";
+import { createFleetView, type FleetInstance } from "./fleet/discover-fleet.js";
+import { TORTMATCH_VERSION } from "./version.js";
 
 /** Verdict publishes on the final delivery, at most (each bounded by TORT_PUBLISH_TIMEOUT_MS). */
 export const FINAL_PUBLISH_ATTEMPTS = 3;
 /** Most verdict headers one lookup for late redeliveries reads (about a minute's work at worst). */
 export const VERDICT_LOOKUP_MAX_SCAN = 2_000_000;
+
+/** The NATS service every instance registers (spec section 9): `tortmatch fleet` lists them. */
+export const SERVICE_NAME = "tortmatch";
+
+/** What each instance's service stats carry (`tortmatch fleet`). */
+export interface InstanceStats {
+  readonly version: string | null;
+  readonly state: string;
+  readonly role: string;
+  readonly source: string | null;
+  readonly current: string | null;
+  readonly pinned: string | null;
+  readonly inFlight: number;
+  readonly limit: number;
+  readonly loads: number;
+  readonly fetches: number;
+}
 
 /** The answer to a `tort.explain` request: the result's explanation with the snapshot in service, or why there is none. */
 export function explainRequest(snapshot: RuleSnapshot | null, data: Uint8Array) {
@@ -93,6 +116,12 @@ export interface RunningService {
   consumerLag(): ConsumerLag | null;
   /** The rule cache's current state name. */
   ruleCacheState(): string;
+  /** This instance's id in the fleet (its NATS service id). */
+  readonly instanceId: string;
+  /** What this instance reports of itself to the fleet (`tortmatch fleet`, the status page). */
+  instanceStats(): InstanceStats;
+  /** The instances on this consumer as last discovered (refreshed at most every TORT_LAG_POLL_MS, while someone looks). */
+  fleetInstances(): readonly FleetInstance[];
   /** Recent rule-cache transitions and errors, newest last (bounded). */
   readonly recent: { readonly transitions: readonly ServiceEventRecord[]; readonly errors: readonly ServiceEventRecord[] };
   /** Stop pulling, settle in-flight work, stop the rule cache. Resolves with the failure, if any. */
@@ -129,6 +158,24 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
   const consumer = await js.consumers.get(c.TORT_INPUT_STREAM, c.TORT_CONSUMER);
   const exhaustedConsumer = await js.consumers.get(c.TORT_EXHAUSTED_STREAM, c.TORT_CONSUMER);
   const kv = await new Kvm(nc).create(c.TORT_CONFIG_BUCKET, { replicas: c.TORT_STREAM_REPLICAS });
+  const fleetOn = c.TORT_FLEET === "on";
+  const rulesKv = fleetOn ? await openRulesBucket(nc, c.TORT_RULES_BUCKET, c.TORT_STREAM_REPLICAS) : null;
+  const snapshotStore = fleetOn
+    ? await openSnapshotStore(nc, c.TORT_SNAPSHOT_BUCKET, { replicas: c.TORT_STREAM_REPLICAS, maxRawBytes: c.TORT_SNAPSHOT_MAX_MB * 2 ** 20 })
+    : null;
+  /** Registered with the NATS service framework: discovery (`tortmatch fleet`) and the explain endpoint. */
+  let instanceStats: () => InstanceStats = () => ({ version: null, state: "", role: "", source: null, current: null, pinned: null, inFlight: 0, limit: 0, loads: 0, fetches: 0 });
+  const svc: Service = await new Svcm(nc).add({
+    name: SERVICE_NAME,
+    version: TORTMATCH_VERSION,
+    description: "matches recognition results against the tort rules",
+    metadata: { consumer: c.TORT_CONSUMER, input_stream: c.TORT_INPUT_STREAM },
+    queue: c.TORT_CONSUMER,
+    statsHandler: async () => instanceStats(),
+  });
+  const instanceId = svc.info().id;
+  const fleetView = createFleetView(nc, { consumer: c.TORT_CONSUMER, periodMs: c.TORT_LAG_POLL_MS });
+  let lease: LeaderLease | null = null;
 
   const stats = createServiceStats();
   const limit = createConcurrencyLimit(c.TORT_CONCURRENCY);
@@ -144,6 +191,7 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
     maxBytes: c.TORT_SNAPSHOT_MAX_MB * 2 ** 20,
     now,
     onHardDelete: (counts) => log.info(counts, "rule rows were deleted outright; the refresh reads both tables whole"),
+    onRowsRead: (rows) => metrics.rowsRead(rows),
   });
   const publisher = createPublisher(js, {
     subjects: { verdictSubjectPrefix: c.TORT_VERDICT_SUBJECT_PREFIX, deadLetterSubject: c.TORT_DEADLETTER_SUBJECT },
@@ -179,6 +227,10 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
     lag: () => lag(),
     ready: () => snapshot$.value !== null && (deps.natsConnected?.() ?? !nc.isClosed()),
     refreshIntervalMs: () => refreshIntervalMs,
+    fleet: () => {
+      const s = instanceStats();
+      return { role: s.role, served: s.version, current: s.current, pinned: s.pinned, source: s.source };
+    },
   });
 
   const ruleCache = ruleCacheMachine.provide({
@@ -202,7 +254,62 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
           throw err;
         }
       }),
-      closeRules: fromPromise<void, void>(() => database.close()),
+      closeRules: fromPromise<void, void>(async () => {
+        // A leader hands the lease back first: a successor need not wait for it to run out.
+        await lease?.release();
+        await database.close();
+      }),
+      fetchSnapshot: fromPromise<RuleSnapshot, { version: string }>(async ({ input }) => {
+        const started = performance.now();
+        try {
+          const snapshot = await snapshotStore!.get(input.version);
+          metrics.ruleFetch("ok");
+          log.info({ version: input.version, ms: Math.round(performance.now() - started) }, "rule snapshot fetched from the fleet");
+          return snapshot;
+        } catch (err) {
+          metrics.ruleFetch("error");
+          log.error({ version: input.version, err: (err as Error).message }, "rule snapshot could not be fetched");
+          throw err;
+        }
+      }),
+      publishSnapshot: fromPromise<void, { snapshot: RuleSnapshot }>(async ({ input }) => {
+        const started = performance.now();
+        try {
+          const announcement: Announcement = await snapshotStore!.put(input.snapshot, instanceId);
+          // A leader that lost the lease meanwhile leaves the announcing to its successor.
+          if (lease?.isLeader() !== true) throw new Error("the lease was lost before the snapshot was announced");
+          await rulesKv!.put(CURRENT_KEY, JSON.stringify(announcement));
+          metrics.rulePublish("ok");
+          log.info({ version: announcement.version, bytes: announcement.bytes, ms: Math.round(performance.now() - started) }, "rule snapshot published to the fleet");
+          const pinned = cache.getSnapshot().context.pinned;
+          const pruned = await snapshotStore!.prune(c.TORT_SNAPSHOT_KEEP, [announcement.version, pinned]);
+          if (pruned.length > 0) log.info({ pruned, keep: c.TORT_SNAPSHOT_KEEP }, "old rule snapshots deleted");
+        } catch (err) {
+          metrics.rulePublish("error");
+          log.error({ version: input.snapshot.version, err: (err as Error).message }, "rule snapshot could not be published; followers fall back to the rule tables");
+          throw err;
+        }
+      }),
+      fleet: fromCallback(({ sendBack }) => {
+        if (rulesKv === null) return;
+        const held = startLeaderLease(rulesKv, { holder: instanceId, leaseMs: c.TORT_LEASE_MS, log, onRole: (role) => sendBack({ type: "FLEET.ROLE", role }) });
+        lease = held;
+        const watch = watchFleetKeys(
+          rulesKv,
+          {
+            current: (a) => sendBack({ type: "FLEET.CURRENT", version: a?.version ?? null }),
+            pinned: (version) => {
+              log.info({ pinned: version }, version === null ? "no rules version pinned" : "rules version pinned for the fleet");
+              sendBack({ type: "FLEET.PINNED", version });
+            },
+          },
+          log,
+        );
+        return () => {
+          watch.stop();
+          void held.release();
+        };
+      }),
     },
   });
 
@@ -272,14 +379,14 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
       }),
       explainEndpoint: fromCallback(() => {
         // One instance of the queue group answers each request, with the snapshot it serves.
-        const sub = nc.subscribe(c.TORT_EXPLAIN_SUBJECT, {
+        const endpoint = svc.addEndpoint("explain", {
+          subject: c.TORT_EXPLAIN_SUBJECT,
           queue: c.TORT_CONSUMER,
-          callback: (_err, msg) => {
-            if (!msg.reply) return;
-            msg.respond(JSON.stringify(explainRequest(snapshot$.value, msg.data)));
+          handler: (_err, msg) => {
+            if (msg.reply) msg.respond(JSON.stringify(explainRequest(snapshot$.value, msg.data)));
           },
         });
-        return () => sub.unsubscribe();
+        return () => endpoint.stop();
       }),
       lagPoller: fromCallback(() => {
         const poller = pollConsumerLag(jsm, c.TORT_INPUT_STREAM, c.TORT_CONSUMER, c.TORT_LAG_POLL_MS, log, () => now().getTime());
@@ -297,6 +404,8 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
         retryBaseMs: c.TORT_RETRY_BASE_MS,
         retryMaxMs: c.TORT_RETRY_MAX_MS,
         minRefreshGapMs: c.TORT_MIN_REFRESH_GAP_MS,
+        fleet: fleetOn,
+        leaderWaitMs: c.TORT_LEADER_WAIT_MS,
       },
       drainTimeoutMs: c.TORT_SHUTDOWN_TIMEOUT_MS,
     },
@@ -346,10 +455,28 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
       log[level]({ ruleCache: state, attempt: ctx.attempt, lastError: ctx.lastError ?? undefined }, "rule cache state");
     }
   };
+  instanceStats = () => {
+    const ctx = cache.getSnapshot().context;
+    return {
+      version: ctx.version,
+      state: cacheState,
+      role: ctx.role,
+      source: ctx.source,
+      current: ctx.announced,
+      pinned: ctx.pinned,
+      inFlight: stats.inFlight,
+      limit: limit.limit,
+      loads: ctx.loads,
+      fetches: ctx.fetches,
+    };
+  };
   cache.subscribe(follow);
   follow(cache.getSnapshot()); // the state it is already in
 
-  const stopped = toPromise(actor).then(() => actor.getSnapshot().context.failure);
+  const stopped = toPromise(actor).then(async () => {
+    await svc.stop().catch(() => {});
+    return actor.getSnapshot().context.failure;
+  });
   return {
     actor,
     stats,
@@ -359,6 +486,9 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
     snapshot$,
     metrics,
     ruleCacheState: () => cacheState,
+    instanceId,
+    instanceStats: () => instanceStats(),
+    fleetInstances: () => fleetView.latest(),
     consumerLag: () => lag(),
     recent: { transitions, errors },
     stopped,

@@ -86,15 +86,45 @@ configCommand
     await configGet();
   });
 
-program
-  .command("rules")
-  .description("rule cache operations")
+const rulesCommand = program.command("rules").description("rule cache operations, and the fleet's rules versions");
+rulesCommand
   .command("refresh")
-  .description("publish the rule-change notice: every running instance refreshes its snapshot now")
+  .description("publish the rule-change notice: every running instance refreshes its snapshot now (in a fleet, the leader reads and the others fetch)")
   .option("--full", "read both rule tables whole (not only the rows changed since the last load)")
   .action(async (opts: { full?: boolean }) => {
     const { notifyRulesChanged } = await import("./ops-commands.js");
     await notifyRulesChanged(opts);
+  });
+rulesCommand
+  .command("versions")
+  .description("the rules versions retained in the snapshot bucket: version, rows, bytes, built at, built by")
+  .option("--json", "a JSON array")
+  .action(async (opts: { json?: boolean }) => {
+    const { rulesVersions } = await import("./fleet-commands.js");
+    await rulesVersions(opts);
+  });
+rulesCommand
+  .command("pin <version>")
+  .description("make every instance serve a retained rules version (a fleet-wide rollback), until unpinned")
+  .action(async (version: string) => {
+    const { rulesPin } = await import("./fleet-commands.js");
+    await rulesPin(version);
+  });
+rulesCommand
+  .command("unpin")
+  .description("remove the pin: every instance serves the current rules version again")
+  .action(async () => {
+    const { rulesUnpin } = await import("./fleet-commands.js");
+    await rulesUnpin();
+  });
+
+program
+  .command("fleet")
+  .description("the running instances on this consumer: id, role, rule-cache state, rules version, in flight, limit")
+  .option("--json", "a JSON array, one object per instance")
+  .action(async (opts: { json?: boolean }) => {
+    const { fleet } = await import("./fleet-commands.js");
+    await fleet(opts);
   });
 
 program
@@ -108,7 +138,7 @@ program
 
 program
   .command("teardown")
-  .description("delete what `run` created: its streams (with their messages and consumers) and the config bucket")
+  .description("delete what `run` created: its streams (with their messages and consumers), the config and rules buckets and the snapshot bucket")
   .option("--yes", "really delete them (without it, the command lists them and fails)")
   .action(async (opts: { yes?: boolean }) => {
     const { teardown } = await import("./ops-commands.js");

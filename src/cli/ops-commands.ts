@@ -12,7 +12,7 @@ import { loadConfig } from "../config.js";
 import { connectNats } from "../ingest/nats-connection.js";
 import { isLiveConfigKey, LIVE_CONFIG_KEYS, parseLiveConfigValue } from "../live-config/parse-live-config.js";
 
-async function withNats<T>(fn: (nc: NatsConnection, config: ReturnType<typeof loadConfig>) => Promise<T>): Promise<T> {
+export async function withNats<T>(fn: (nc: NatsConnection, config: ReturnType<typeof loadConfig>) => Promise<T>): Promise<T> {
   const config = loadConfig();
   const nc = await connectNats(config, "tortmatch-cli"); // same authentication and TLS as the service
   try {
@@ -99,11 +99,15 @@ export const publishResults = (file: string) =>
     process.stdout.write(`published ${published} results to ${subject} (stream ${config.TORT_INPUT_STREAM})\n`);
   });
 
-/** What `run` creates: its streams (the consumers go with them) and the KV bucket. */
+/** What `run` creates: its streams (the consumers go with them), the KV buckets and the snapshot bucket, with their streams. */
 export function createdBy(config: ReturnType<typeof loadConfig>) {
   return {
     streams: [config.TORT_INPUT_STREAM, config.TORT_VERDICT_STREAM, config.TORT_DEADLETTER_STREAM, config.TORT_EXHAUSTED_STREAM],
-    bucket: config.TORT_CONFIG_BUCKET,
+    buckets: [
+      { name: config.TORT_CONFIG_BUCKET, kind: "KV bucket", stream: `KV_${config.TORT_CONFIG_BUCKET}` },
+      { name: config.TORT_RULES_BUCKET, kind: "KV bucket", stream: `KV_${config.TORT_RULES_BUCKET}` },
+      { name: config.TORT_SNAPSHOT_BUCKET, kind: "Object Store bucket", stream: `OBJ_${config.TORT_SNAPSHOT_BUCKET}` },
+    ],
   };
 }
 
@@ -114,11 +118,11 @@ export function createdBy(config: ReturnType<typeof loadConfig>) {
  */
 export const teardown = (options: { yes?: boolean }) =>
   withNats(async (nc, config) => {
-    const { streams, bucket } = createdBy(config);
-    const listing = `streams ${streams.join(", ")} (with every message and consumer in them) and KV bucket ${bucket}`;
+    const { streams, buckets } = createdBy(config);
+    const listing = `streams ${streams.join(", ")} (with every message and consumer in them) and ${buckets.map((b) => `${b.kind} ${b.name}`).join(", ")}`;
     if (!options.yes) throw new Error(`teardown deletes ${listing}; run it again with --yes to do so`);
     const jsm = await jetstreamManager(nc);
-    for (const stream of [...streams, `KV_${bucket}`]) {
+    for (const stream of [...streams, ...buckets.map((b) => b.stream)]) {
       try {
         await jsm.streams.delete(stream);
         process.stdout.write(`deleted ${stream}\n`);

@@ -24,6 +24,20 @@ export interface MetricsSources {
   readonly ready?: () => boolean;
   /** The refresh interval in force, ms (0 = off). */
   readonly refreshIntervalMs?: () => number;
+  /** The fleet's view of the rules (spec section 9). */
+  readonly fleet?: () => FleetView;
+}
+
+/** What an instance knows of the fleet's rules. */
+export interface FleetView {
+  readonly role: string;
+  /** The version this instance serves. */
+  readonly served: string | null;
+  /** The version announced as `current`. */
+  readonly current: string | null;
+  readonly pinned: string | null;
+  /** Where the served snapshot came from: database or fleet. */
+  readonly source: string | null;
 }
 
 export function createMetrics(sources: MetricsSources) {
@@ -131,6 +145,28 @@ export function createMetrics(sources: MetricsSources) {
   lagGauge("tortmatch_consumer_ack_pending_messages", "Messages delivered to the durable consumer and not yet acknowledged, across every instance", (l) => l.ackPending);
   lagGauge("tortmatch_consumer_redelivered_messages", "Messages delivered more than once and not yet acknowledged", (l) => l.redelivered);
   for (const kind of ["full", "incremental"]) for (const result of ["ok", "error", "over_budget"]) loads.inc({ kind, result }, 0);
+  const rowsRead = new Counter({ name: "tortmatch_rule_rows_read_total", help: "Rows read from the rule tables by this instance (a follower in a fleet reads none)", registers: [registry] });
+  const fetches = labelledCounter("tortmatch_rule_fetches_total", "Rule snapshots fetched from the fleet's snapshot store, by result", "result", ["ok", "error"]);
+  const publishes = labelledCounter("tortmatch_rule_publishes_total", "Rule snapshots this instance published for the fleet, by result", "result", ["ok", "error"]);
+  if (sources.fleet) {
+    const fleet = sources.fleet;
+    new Gauge({
+      name: "tortmatch_rules_info",
+      help: "1, labelled with this instance's fleet role and the rules version it serves, the announced (current) and the pinned one",
+      labelNames: ["role", "served", "current", "pinned", "source"],
+      registers: [registry],
+      collect() {
+        const f = fleet();
+        this.reset();
+        this.set({ role: f.role, served: f.served ?? "", current: f.current ?? "", pinned: f.pinned ?? "", source: f.source ?? "" }, 1);
+      },
+    });
+    gauge("tortmatch_rules_pinned", "1 while a rules version is pinned for the fleet, else 0", () => (fleet().pinned !== null ? 1 : 0));
+    gauge("tortmatch_rules_serving_current", "1 when this instance serves the version its fleet wants (the pinned one, else the current one), else 0", () => {
+      const f = fleet();
+      return f.served !== null && f.served === (f.pinned ?? f.current ?? f.served) ? 1 : 0;
+    });
+  }
   return {
     registry,
     exhaustedSettled: (outcome: Outcome) => exhausted.inc({ outcome }),
@@ -141,6 +177,9 @@ export function createMetrics(sources: MetricsSources) {
       if (endToEndSeconds !== null) endToEnd.observe(endToEndSeconds);
     },
     matched: (seconds: number) => matchSeconds.observe(seconds),
+    rowsRead: (rows: number) => rowsRead.inc(rows),
+    ruleFetch: (result: "ok" | "error") => fetches.inc({ result }),
+    rulePublish: (result: "ok" | "error") => publishes.inc({ result }),
     ruleLoad(kind: "full" | "incremental", result: "ok" | "error" | "over_budget", seconds: number) {
       loads.inc({ kind, result });
       loadSeconds.observe({ kind }, seconds);

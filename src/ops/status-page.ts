@@ -24,10 +24,11 @@ export const STATUS_PAGE = `<!doctype html>
 <h1>tortmatch <span id="ready" class="muted">connecting…</span></h1>
 <div class="muted">updated <span id="at">–</span> · up <span id="uptime">–</span> s · <span id="live">waiting for events</span></div>
 <h2>Rule cache</h2>
-<div class="card"><svg id="chart" width="840" height="260" role="img" aria-label="rule cache state chart"></svg>
+<div class="card"><svg id="chart" width="840" height="310" role="img" aria-label="rule cache state chart"></svg>
 <div>state <b id="state">–</b> · loads <b id="loads">–</b> · attempt <b id="attempt">–</b> <span id="lastError" class="bad"></span></div></div>
 <div class="grid">
   <div class="card"><h2>Snapshot</h2><table id="snapshot"></table></div>
+  <div class="card"><h2>Fleet</h2><table id="fleet"></table><table id="instances"></table></div>
   <div class="card"><h2>Flow</h2><div class="big"><span id="inFlight">–</span> / <span id="limit">–</span> in flight</div>
     <div><span id="waiting">–</span> waiting for the cache · <span id="throughput">–</span> results/s · <span id="received">–</span> received</div></div>
   <div class="card"><h2>Verdicts</h2><table id="verdicts"></table><div>dead letters <b id="deadLetters">–</b> · retries <b id="retries">–</b></div></div>
@@ -46,7 +47,12 @@ export const STATUS_PAGE = `<!doctype html>
   <div class="card"><h2>Inspector</h2><div id="inspector" class="muted"></div></div>
 </div>
 <script>
-const LAYOUT = { idle: [20, 40], loading: [240, 40], ready: [460, 40], refreshing: [680, 40], retrying: [460, 170], stopping: [240, 170], stopped: [20, 170] };
+const LAYOUT = {
+  idle: [20, 30], awaitingLeader: [190, 30], loading: [360, 30], ready: [530, 30], refreshing: [700, 30],
+  fetching: [190, 140], publishing: [530, 140], retrying: [700, 140],
+  stopping: [190, 250], stopped: [20, 250],
+};
+const at = (s) => LAYOUT[s] || [20, 140];
 const W = 120, H = 36, NS = "http://www.w3.org/2000/svg";
 const el = (name, attrs, parent) => { const e = document.createElementNS(NS, name); for (const k in attrs) e.setAttribute(k, attrs[k]); parent && parent.appendChild(e); return e; };
 function drawChart(chart) {
@@ -57,7 +63,7 @@ function drawChart(chart) {
   for (const t of chart.transitions) {
     if (t.from === t.to || t.event === "STOP" || seen.has(t.from + ">" + t.to)) continue;
     seen.add(t.from + ">" + t.to);
-    const [x1, y1] = LAYOUT[t.from], [x2, y2] = LAYOUT[t.to];
+    const [x1, y1] = at(t.from), [x2, y2] = at(t.to);
     const back = seen.has(t.to + ">" + t.from) ? 8 : 0;
     const a = [x1 + W / 2, y1 + H / 2 + back], b = [x2 + W / 2, y2 + H / 2 + back];
     const dx = b[0] - a[0], dy = b[1] - a[1], len = Math.hypot(dx, dy) || 1;
@@ -67,16 +73,18 @@ function drawChart(chart) {
     const label = el("text", { class: "edge-label", "text-anchor": "middle", x: (p[0] + q[0]) / 2 + (Math.abs(dy) > Math.abs(dx) ? 0 : 0), y: (p[1] + q[1]) / 2 + (back ? 14 : -6) }, svg);
     label.textContent = chart.transitions.filter((u) => u.from === t.from && u.to === t.to).map((u) => u.event).join(" / ");
   }
-  el("text", { class: "edge-label", x: 20, y: 250 }, svg).textContent = "STOP from any state → stopping";
+  el("text", { class: "edge-label", x: 360, y: 300 }, svg).textContent = "STOP from any state → stopping";
   for (const s of chart.states) {
-    const [x, y] = LAYOUT[s] || [700, 200];
+    const [x, y] = at(s);
     const g = el("g", { class: "state", id: "state-" + s }, svg);
     el("rect", { x, y, width: W, height: H, rx: 10 }, g);
     el("text", { x: x + W / 2, y: y + H / 2 + 4, "text-anchor": "middle" }, g).textContent = s;
   }
 }
 const set = (id, v) => { document.getElementById(id).textContent = v; };
-const rows = (id, obj) => { document.getElementById(id).innerHTML = Object.entries(obj).map(([k, v]) => "<tr><td class=muted>" + k + "</td><td><b>" + v + "</b></td></tr>").join(""); };
+// Values may come from outside (a pinned version is whatever was written to KV): always escaped.
+const esc = (v) => String(v).replace(/[<>&"']/g, (c) => "&#" + c.charCodeAt(0) + ";");
+const rows = (id, obj) => { document.getElementById(id).innerHTML = Object.entries(obj).map(([k, v]) => "<tr><td class=muted>" + esc(k) + "</td><td><b>" + esc(v) + "</b></td></tr>").join(""); };
 const list = (id, items) => { document.getElementById(id).innerHTML = items.slice().reverse().map((e) => "<li><code>" + e.at.slice(11, 23) + "</code> " + e.state + (e.detail ? " <span class=muted>" + String(e.detail).replace(/[<&]/g, "") + "</span>" : "") + "</li>").join(""); };
 function render(s) {
   set("ready", s.ready ? "ready" : "not ready"); document.getElementById("ready").className = s.ready ? "ok" : "bad";
@@ -84,6 +92,10 @@ function render(s) {
   for (const g of document.querySelectorAll(".state")) g.classList.toggle("current", g.id === "state-" + s.ruleCache.state);
   set("state", s.ruleCache.state); set("loads", s.ruleCache.loads); set("attempt", s.ruleCache.attempt); set("lastError", s.ruleCache.lastError ? "last error: " + s.ruleCache.lastError : "");
   rows("snapshot", s.snapshot ? { version: s.snapshot.version, "loaded as": s.snapshot.loadKind, "age (s)": s.snapshot.ageSeconds, "rule rows": s.snapshot.ruleRows, "property rows": s.snapshot.propertyRows, "active rules": s.snapshot.activeRules, "skipped rows": s.snapshot.skippedRules + s.snapshot.skippedProperties } : { snapshot: "none yet" });
+  const f = s.fleet;
+  rows("fleet", f.role === "solo" ? { fleet: "off (TORT_FLEET=off): this instance reads the rule tables itself" } : { instance: f.instanceId, role: f.role, serves: (f.served ?? "–") + " (from " + (f.source ?? "–") + ")", current: f.current ?? "none announced", pinned: f.pinned ?? "not pinned", "publish error": f.publishError ?? "–" });
+  document.getElementById("instances").innerHTML = f.instances.length === 0 ? "" : "<tr class=muted><td>id</td><td>role</td><td>state</td><td>version</td><td>in flight</td></tr>" +
+    f.instances.map((i) => "<tr><td><code>" + esc(i.id) + "</code></td><td>" + esc(i.role) + "</td><td>" + esc(i.state) + "</td><td>" + esc(i.version ?? "–") + "</td><td>" + esc(i.inFlight + " / " + i.limit) + "</td></tr>").join("");
   set("inFlight", s.flow.inFlight); set("limit", s.flow.limit); set("waiting", s.flow.waiting); set("throughput", s.flow.throughputPerSecond); set("received", s.flow.received);
   rows("verdicts", s.verdicts); set("deadLetters", s.deadLetters); set("retries", s.retries);
   list("transitions", s.recent.transitions); list("errors", s.recent.errors);

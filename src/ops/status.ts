@@ -44,6 +44,17 @@ export function currentStatus(input: StatusInput) {
       lastError: cache?.lastError ?? null,
       loads: cache?.loads ?? 0,
     },
+    fleet: {
+      instanceId: service.instanceId,
+      role: cache?.role ?? "solo",
+      served: snapshot?.version ?? null,
+      source: cache?.source ?? null,
+      current: cache?.announced ?? null,
+      pinned: cache?.pinned ?? null,
+      fetches: cache?.fetches ?? 0,
+      publishError: cache?.publishError ?? null,
+      instances: cache?.role === "solo" ? [] : service.fleetInstances(),
+    },
     snapshot:
       snapshot === null
         ? null

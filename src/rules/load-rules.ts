@@ -115,6 +115,8 @@ export interface LoadOptions {
   /** Aborts between pages (the rule-cache actor aborts when it stops). */
   readonly signal?: AbortSignal;
   readonly onProgress?: (progress: LoadProgress) => void;
+  /** Told the rows of each page read, whatever the table (the fleet's "one read per version" is counted with it). */
+  readonly onRowsRead?: (rows: number) => void;
   /** The clock for `loadedAt`; injectable for tests. */
   readonly now?: () => Date;
   /** The snapshot's memory budget, bytes: a load whose estimate passes it is abandoned while it is read (checked per page). */
@@ -171,6 +173,7 @@ async function readPages(
     next?.catch(() => {}); // a failure surfaces when it is awaited; never as an unhandled rejection meanwhile
     for (const row of page) apply(row);
     rows += page.length;
+    options.onRowsRead?.(page.length);
     options.onProgress?.({ table: t.name, rows });
     afterPage?.(page.length);
   }

@@ -12,6 +12,7 @@ import { TEST_SERVER_URL, type TestDatabase } from "../support/database.js";
 import { connectTest, eventually, publishInputs, removeTopology, testConfig, uniqueNames } from "../support/nats.js";
 import { resultLines, seededDatabase } from "../support/service.js";
 import { createTcpProxy, type TcpProxy } from "../support/tcp-proxy.js";
+import { ruleCacheMachine } from "../../machines/rule-cache.machine.js";
 
 const DB_PASSWORD = `Db-${randomBytes(6).toString("hex")}`;
 const NATS_PASSWORD = `Nats-${randomBytes(6).toString("hex")}`;
@@ -129,12 +130,15 @@ describe("ops endpoints of a running service", () => {
       await page.goto(opsUrl);
       await page.waitForSelector("#state-ready.current");
       expect(await page.textContent("#ready")).toBe("ready");
-      expect(await page.locator(".state").count()).toBe(7);
+      expect(await page.locator(".state").count()).toBe(Object.keys(ruleCacheMachine.config.states!).length);
       expect(await page.textContent("#live")).toBe("live");
       const before = Number(await page.textContent("#received"));
       await publishInputs(nc, config, resultLines(50));
       await page.waitForFunction(`Number(document.querySelector("#received").textContent) >= ${before + 50}`, undefined, { timeout: 15_000 });
       expect(await page.textContent("#transitions")).toContain("ready");
+      // The fleet card: this instance (it leads its own fleet) and the announced version it serves.
+      await page.waitForFunction(`document.querySelector("#fleet")?.textContent.includes("leader")`, undefined, { timeout: 15_000 });
+      await page.waitForFunction(`document.querySelectorAll("#instances tr").length >= 2`, undefined, { timeout: 15_000 });
       // The charts: points in each, and a refresh shows up as a mark on the time axis.
       const points = (id: string) => `(document.querySelector("#${id} polyline")?.getAttribute("points") ?? "").split(" ").filter(Boolean).length`;
       for (const id of ["c-rate", "c-lag", "c-flight", "c-memory"]) await page.waitForFunction(`${points(id)} >= 3`, undefined, { timeout: 15_000 });

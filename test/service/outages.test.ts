@@ -36,7 +36,8 @@ const cacheOf = (s: RunningService) => s.actor.system.get("ruleCache").getSnapsh
 describe("outages", () => {
   it("an instance that cannot load rules hands its messages back: a healthy one on the same consumer does them all", async () => {
     await proxy.down();
-    const names = { ...uniqueNames(), TORT_WAIT_BUFFER: "64", TORT_ACK_WAIT_MS: "3000", TORT_PUBLISH_TIMEOUT_MS: "1500", TORT_DUPLICATE_WINDOW_MS: "60000" };
+    // One fleet: the broken instance starts first and leads; the healthy one waits for it at most 1 s, then reads the rules itself.
+    const names = { ...uniqueNames(), TORT_WAIT_BUFFER: "64", TORT_ACK_WAIT_MS: "3000", TORT_PUBLISH_TIMEOUT_MS: "1500", TORT_DUPLICATE_WINDOW_MS: "60000", TORT_LEADER_WAIT_MS: "1000" };
     const broken = testConfig(proxiedUrl(), names);
     const lines = resultLines(600);
     await publishInputs(nc, broken, lines);

@@ -27,6 +27,8 @@ export function uniqueNames(): Record<string, string> {
     TORT_CONFIG_BUCKET: `cfg_${id}`,
     TORT_EXHAUSTED_STREAM: `T_EXH_${id}`,
     TORT_EXPLAIN_SUBJECT: `t${id}.explain`,
+    TORT_RULES_BUCKET: `rules_${id}`,
+    TORT_SNAPSHOT_BUCKET: `snaps_${id}`,
   };
 }
 
@@ -123,7 +125,7 @@ export async function eventually<T>(check: () => Promise<T> | T, what: string, t
 /** Delete every stream and the bucket a test config names. */
 export async function removeTopology(nc: NatsConnection, config: Config): Promise<void> {
   const jsm = await jetstreamManager(nc);
-  for (const stream of [config.TORT_INPUT_STREAM, config.TORT_VERDICT_STREAM, config.TORT_DEADLETTER_STREAM, config.TORT_EXHAUSTED_STREAM, `KV_${config.TORT_CONFIG_BUCKET}`]) {
+  for (const stream of [config.TORT_INPUT_STREAM, config.TORT_VERDICT_STREAM, config.TORT_DEADLETTER_STREAM, config.TORT_EXHAUSTED_STREAM, `KV_${config.TORT_CONFIG_BUCKET}`, `KV_${config.TORT_RULES_BUCKET}`, `OBJ_${config.TORT_SNAPSHOT_BUCKET}`]) {
     await jsm.streams.delete(stream).catch(() => {});
   }
 }

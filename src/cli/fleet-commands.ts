@@ -1,0 +1,83 @@
+/**
+ * The fleet's commands (spec section 9): `rules versions`, `rules pin`,
+ * `rules unpin` and `fleet`. They talk to NATS only.
+ */
+import { Kvm } from "@nats-io/kv";
+import { discoverFleet } from "../fleet/discover-fleet.js";
+import { CURRENT_KEY, parseAnnouncement, parsePinned, PINNED_KEY } from "../fleet/rules-bucket.js";
+import { openSnapshotStore } from "../fleet/snapshot-store.js";
+import { withNats } from "./ops-commands.js";
+
+/** Text columns, padded to the widest cell. */
+export function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  return [header, ...rows].map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join("  ")).join("\n") + "\n";
+}
+
+/** `tortmatch rules versions`: the retained versions, newest first, marking the current and the pinned one. */
+export const rulesVersions = (opts: { json?: boolean }) =>
+  withNats(async (nc, config) => {
+    const store = await openSnapshotStore(nc, config.TORT_SNAPSHOT_BUCKET, { replicas: config.TORT_STREAM_REPLICAS });
+    const kv = await new Kvm(nc).create(config.TORT_RULES_BUCKET, { replicas: config.TORT_STREAM_REPLICAS, history: 5 });
+    const currentEntry = await kv.get(CURRENT_KEY);
+    const pinnedEntry = await kv.get(PINNED_KEY);
+    const current = currentEntry?.operation === "PUT" ? parseAnnouncement(currentEntry.value)?.version ?? null : null;
+    const pinned = pinnedEntry?.operation === "PUT" ? parsePinned(pinnedEntry.value) : null;
+    const versions = (await store.list()).map((v) => ({ ...v, current: v.version === current, pinned: v.version === pinned }));
+    if (opts.json) {
+      process.stdout.write(`${JSON.stringify(versions)}\n`);
+      return;
+    }
+    if (versions.length === 0) {
+      process.stdout.write(`no rules version retained in ${config.TORT_SNAPSHOT_BUCKET} (no instance has published one yet)\n`);
+      return;
+    }
+    process.stdout.write(
+      table(
+        ["VERSION", "ROWS", "BYTES", "BUILT AT", "BUILT BY", ""],
+        versions.map((v) => [v.version, String(v.rows), String(v.bytes), v.builtAt, v.builtBy, [v.current ? "current" : "", v.pinned ? "pinned" : ""].filter(Boolean).join(", ")]),
+      ),
+    );
+  });
+
+/** `tortmatch rules pin VERSION`: only a retained version can be pinned (it must be fetchable by every instance). */
+export const rulesPin = (version: string) =>
+  withNats(async (nc, config) => {
+    const store = await openSnapshotStore(nc, config.TORT_SNAPSHOT_BUCKET, { replicas: config.TORT_STREAM_REPLICAS });
+    const retained = await store.list();
+    if (!retained.some((v) => v.version === version)) {
+      const known = retained.map((v) => v.version).join(", ") || "none";
+      throw new Error(`rules version ${JSON.stringify(version)} is not retained in ${config.TORT_SNAPSHOT_BUCKET}; retained: ${known}`);
+    }
+    const kv = await new Kvm(nc).create(config.TORT_RULES_BUCKET, { replicas: config.TORT_STREAM_REPLICAS, history: 5 });
+    const revision = await kv.put(PINNED_KEY, version);
+    process.stdout.write(`pinned rules version ${version} (revision ${revision}): every instance serves it until \`tortmatch rules unpin\`\n`);
+  });
+
+/** `tortmatch rules unpin`: every instance goes back to the announced version. */
+export const rulesUnpin = () =>
+  withNats(async (nc, config) => {
+    const kv = await new Kvm(nc).create(config.TORT_RULES_BUCKET, { replicas: config.TORT_STREAM_REPLICAS, history: 5 });
+    await kv.delete(PINNED_KEY);
+    process.stdout.write("unpinned: every instance serves the current rules version\n");
+  });
+
+/** `tortmatch fleet`: one line per running instance (`--json`: an array of objects). */
+export const fleet = (opts: { json?: boolean; waitMs?: number }) =>
+  withNats(async (nc, config) => {
+    const instances = await discoverFleet(nc, { consumer: config.TORT_CONSUMER, ...(opts.waitMs !== undefined ? { maxWaitMs: opts.waitMs } : {}) });
+    if (opts.json) {
+      process.stdout.write(`${JSON.stringify(instances)}\n`);
+      return;
+    }
+    if (instances.length === 0) {
+      process.stdout.write(`no running tortmatch instance on consumer ${config.TORT_CONSUMER}\n`);
+      return;
+    }
+    process.stdout.write(
+      table(
+        ["ID", "ROLE", "STATE", "VERSION", "SOURCE", "IN FLIGHT", "LIMIT", "PINNED"],
+        instances.map((i) => [i.id, i.role, i.state, i.version ?? "-", i.source ?? "-", String(i.inFlight), String(i.limit), i.pinned ?? "-"]),
+      ),
+    );
+  });

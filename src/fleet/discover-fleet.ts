@@ -1,0 +1,69 @@
+/**
+ * The running instances of a fleet, found through the NATS service framework
+ * (`$SRV.STATS.tortmatch`): each answers with the stats its explain endpoint
+ * carries (rules version served, rule-cache state, in flight, limit).
+ */
+import type { NatsConnection } from "@nats-io/nats-core";
+import { Svcm } from "@nats-io/services";
+import { SERVICE_NAME, type InstanceStats } from "../service.js";
+
+/** One running instance, as `tortmatch fleet --json` prints it. */
+export interface FleetInstance extends InstanceStats {
+  readonly id: string;
+  /** tortmatch's own version (the package). */
+  readonly software: string;
+  readonly started: string;
+}
+
+/** Instances registered for `consumer`, sorted by id; waits at most `maxWaitMs` for answers. */
+export async function discoverFleet(nc: NatsConnection, options: { consumer: string; maxWaitMs?: number }): Promise<FleetInstance[]> {
+  const client = new Svcm(nc).client({ strategy: "stall", stall: 300, maxWait: options.maxWaitMs ?? 2_000 });
+  const found: FleetInstance[] = [];
+  for await (const s of await client.stats(SERVICE_NAME)) {
+    if (s.metadata?.consumer !== options.consumer) continue;
+    const data = (s.endpoints?.[0]?.data ?? {}) as Partial<InstanceStats>;
+    found.push({
+      id: s.id,
+      software: s.version,
+      started: s.started,
+      version: data.version ?? null,
+      state: data.state ?? "",
+      role: data.role ?? "",
+      source: data.source ?? null,
+      current: data.current ?? null,
+      pinned: data.pinned ?? null,
+      inFlight: data.inFlight ?? 0,
+      limit: data.limit ?? 0,
+      loads: data.loads ?? 0,
+      fetches: data.fetches ?? 0,
+    });
+  }
+  return found.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+}
+
+/**
+ * The fleet as the status page shows it: discovered again at most every
+ * `periodMs`, and only while somebody looks (the status is built only for a
+ * viewer), so that N instances do not poll each other for nothing.
+ */
+export function createFleetView(nc: NatsConnection, options: { consumer: string; periodMs: number; now?: () => number }) {
+  const now = options.now ?? Date.now;
+  let instances: FleetInstance[] = [];
+  let fetchedAt = -Infinity;
+  let running = false;
+  return {
+    /** The last discovery (possibly empty at first); starts a new one when due. */
+    latest(): FleetInstance[] {
+      const t = now();
+      if (!running && t - fetchedAt >= options.periodMs) {
+        running = true;
+        fetchedAt = t;
+        discoverFleet(nc, { consumer: options.consumer, maxWaitMs: Math.min(2_000, options.periodMs) })
+          .then((found) => (instances = found))
+          .catch(() => {})
+          .finally(() => (running = false));
+      }
+      return instances;
+    },
+  };
+}
