@@ -34,7 +34,7 @@ import { startExhaustedWorker } from "./verdict/settle-exhausted.js";
 import { createVerdictLookup } from "./verdict/verdict-lookup.js";
 import { startLeaderLease, type LeaderLease } from "./fleet/leader-lease.js";
 import { CURRENT_KEY, openRulesBucket, watchFleetKeys, type Announcement } from "./fleet/rules-bucket.js";
-import { openSnapshotStore } from "./fleet/snapshot-store.js";
+import { openSnapshotStore, snapshotRows } from "./fleet/snapshot-store.js";
 import { createFleetView, type FleetInstance } from "./fleet/discover-fleet.js";
 import { TORTMATCH_VERSION } from "./version.js";
 
@@ -263,6 +263,7 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
         const started = performance.now();
         try {
           const snapshot = await snapshotStore!.get(input.version);
+          if (snapshot.version !== input.version) throw new Error(`the object named ${input.version} holds rules version ${snapshot.version}`);
           metrics.ruleFetch("ok");
           log.info({ version: input.version, ms: Math.round(performance.now() - started) }, "rule snapshot fetched from the fleet");
           return snapshot;
@@ -275,10 +276,20 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
       publishSnapshot: fromPromise<void, { snapshot: RuleSnapshot }>(async ({ input }) => {
         const started = performance.now();
         try {
-          const announcement: Announcement = await snapshotStore!.put(input.snapshot, instanceId);
+          let announcement: Announcement;
+          let stored: unknown = null;
+          try {
+            announcement = await snapshotStore!.put(input.snapshot, instanceId);
+          } catch (err) {
+            // Announced all the same: the followers learn that the rules changed, fail to fetch them, and read the tables.
+            stored = err;
+            const s = input.snapshot;
+            announcement = { version: s.version, object: "", sha256: "", bytes: 0, rows: snapshotRows(s), builtAt: new Date().toISOString(), builtBy: instanceId };
+          }
           // A leader that lost the lease meanwhile leaves the announcing to its successor.
           if (lease?.isLeader() !== true) throw new Error("the lease was lost before the snapshot was announced");
           await rulesKv!.put(CURRENT_KEY, JSON.stringify(announcement));
+          if (stored !== null) throw new Error(`the snapshot could not be stored (announced without it): ${(stored as Error).message}`);
           metrics.rulePublish("ok");
           log.info({ version: announcement.version, bytes: announcement.bytes, ms: Math.round(performance.now() - started) }, "rule snapshot published to the fleet");
           const pinned = cache.getSnapshot().context.pinned;

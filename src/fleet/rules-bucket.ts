@@ -15,7 +15,7 @@ export const PINNED_KEY = "pinned";
 /** The value of `current`: which object holds the newest snapshot, and what it is. */
 export interface Announcement {
   readonly version: string;
-  /** Object name in the snapshot bucket. */
+  /** Object name in the snapshot bucket; empty when the leader could not store it (instances then read the rule tables). */
   readonly object: string;
   /** SHA-256 of the encoded snapshot's body (also checked inside it). */
   readonly sha256: string;

@@ -10,6 +10,9 @@ import type { RuleSnapshot } from "../match/snapshot.js";
 import type { Announcement } from "./rules-bucket.js";
 import { decodeSnapshot, encodeSnapshot, readSnapshotHeader, SnapshotFormatError } from "./snapshot-codec.js";
 
+/** Rows of both rule tables a snapshot was built from, skipped rows included. */
+export const snapshotRows = (s: RuleSnapshot) => s.table.rules.size + s.table.skippedRules.size + s.table.properties.length;
+
 /** One retained version, as `tortmatch rules versions` lists it. */
 export interface RetainedVersion {
   readonly version: string;
@@ -31,7 +34,8 @@ export interface SnapshotStore {
 }
 
 export async function openSnapshotStore(nc: NatsConnection, bucket: string, options: { replicas: number; maxRawBytes?: number }): Promise<SnapshotStore> {
-  const os: ObjectStore = await new Objm(nc).create(bucket, { replicas: options.replicas });
+  const open = () => new Objm(nc).create(bucket, { replicas: options.replicas });
+  let os: ObjectStore = await open();
   const retained = (info: ObjectInfo): RetainedVersion => ({
     version: info.metadata?.version ?? info.name,
     rows: Number(info.metadata?.rows ?? 0),
@@ -54,12 +58,16 @@ export async function openSnapshotStore(nc: NatsConnection, bucket: string, opti
       }
       const bytes = encodeSnapshot(snapshot, { level: 1 });
       const header = readSnapshotHeader(bytes);
-      const rows = snapshot.counts.ruleRows + snapshot.table.properties.length;
+      const rows = snapshotRows(snapshot);
       const builtAt = new Date().toISOString();
-      await os.putBlob(
-        { name: snapshot.version, description: `tortmatch rules ${snapshot.version}`, metadata: { version: snapshot.version, rows: String(rows), builtAt, builtBy, sha256: header.sha256 } },
-        bytes,
-      );
+      const meta = { name: snapshot.version, description: `tortmatch rules ${snapshot.version}`, metadata: { version: snapshot.version, rows: String(rows), builtAt, builtBy, sha256: header.sha256 } };
+      try {
+        await os.putBlob(meta, bytes);
+      } catch {
+        // The bucket may have been deleted under us: create it again, and try once more.
+        os = await open();
+        await os.putBlob(meta, bytes);
+      }
       return { version: snapshot.version, object: snapshot.version, sha256: header.sha256, bytes: bytes.length, rows, builtAt, builtBy };
     },
     async get(version) {

@@ -8,6 +8,8 @@ export interface TcpProxy {
   readonly port: number;
   up(): Promise<void>;
   down(): Promise<void>;
+  /** Keep every connection open but forward nothing more, either way (a server that hangs mid-answer). */
+  stall(): void;
 }
 
 export async function createTcpProxy(targetPort: number, targetHost = "127.0.0.1"): Promise<TcpProxy> {
@@ -19,6 +21,8 @@ export async function createTcpProxy(targetPort: number, targetHost = "127.0.0.1
 
   let server: Server | null = null;
   const sockets = new Set<Socket>();
+  const pairs = new Set<[Socket, Socket]>();
+  let stalled = false;
   const track = (s: Socket) => {
     sockets.add(s);
     s.on("close", () => sockets.delete(s));
@@ -32,13 +36,29 @@ export async function createTcpProxy(targetPort: number, targetHost = "127.0.0.1
         const upstream = connect(targetPort, targetHost);
         track(client);
         track(upstream);
-        client.pipe(upstream).pipe(client);
-        client.on("close", () => upstream.destroy());
+        const pair: [Socket, Socket] = [client, upstream];
+        pairs.add(pair);
+        if (stalled) {
+          client.pause();
+        } else {
+          client.pipe(upstream).pipe(client);
+        }
+        client.on("close", () => (pairs.delete(pair), upstream.destroy()));
         upstream.on("close", () => client.destroy());
       });
       await new Promise<void>((r) => server!.listen(port, "127.0.0.1", r));
     },
+    stall() {
+      stalled = true;
+      for (const [client, upstream] of pairs) {
+        client.unpipe(upstream);
+        upstream.unpipe(client);
+        client.pause();
+        upstream.pause();
+      }
+    },
     async down() {
+      stalled = false;
       const s = server;
       server = null;
       for (const sock of sockets) sock.destroy();
