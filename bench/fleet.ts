@@ -1,0 +1,159 @@
+/**
+ * bench:fleet — K = 1, 4, 8, 16 instances of `tortmatch run` (each a process
+ * of its own) started together on the seeded rules, as a fleet (TORT_FLEET=on:
+ * one database read per version) next to K independent instances (off: each
+ * reads the tables itself), in the same run, rounds interleaved. Per K and
+ * mode: rows read from MariaDB (its global Rows_read counter, so nothing else
+ * may use the server meanwhile), the time until every instance is ready
+ * (/readyz), and the peak RSS per instance (VmHWM). Medians of BENCH_ROUNDS.
+ * Targets (issue #10): rows read at most 1.1x one load at every K; all ready
+ * within 2x a single instance's time at K <= 8.
+ */
+import { jetstreamManager } from "@nats-io/jetstream";
+import { connect } from "@nats-io/transport-node";
+import { spawn, type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { createServer } from "node:net";
+import { fileURLToPath } from "node:url";
+import mysql from "mysql2/promise";
+import { benchDatabaseUrl, median } from "./support.js";
+
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const KS = (process.env.BENCH_FLEET_KS ?? "1,4,8,16").split(",").map(Number);
+const NATS_URL = process.env.NATS_URL ?? "nats://127.0.0.1:4222";
+const BIN = fileURLToPath(new URL("../../bin/tortmatch.js", import.meta.url));
+
+const admin = await mysql.createConnection({ uri: benchDatabaseUrl });
+const nc = await connect({ servers: NATS_URL, name: "bench-fleet" });
+const jsm = await jetstreamManager(nc);
+
+async function rowsReadNow(): Promise<number> {
+  const [rows] = await admin.query("SHOW GLOBAL STATUS LIKE 'Rows_read'");
+  return Number((rows as { Value: string }[])[0]!.Value);
+}
+const [[tableRows]] = (await admin.query(
+  "SELECT (SELECT COUNT(*) FROM video_tort_rule) + (SELECT COUNT(*) FROM video_tort_rule_property) AS n",
+)) as unknown as [[{ n: number }]];
+const ONE_LOAD = Number(tableRows.n);
+
+const freePort = () =>
+  new Promise<number>((resolve) => {
+    const s = createServer().listen(0, "127.0.0.1", () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+
+/** Peak resident set of a live process, bytes (Linux VmHWM). */
+function peakRss(pid: number): number {
+  const m = readFileSync(`/proc/${pid}/status`, "utf8").match(/^VmHWM:\s+(\d+) kB/m);
+  return m ? Number(m[1]) * 1024 : Number.NaN;
+}
+
+async function answers(port: number, path: "healthz" | "readyz"): Promise<boolean> {
+  try {
+    return (await fetch(`http://127.0.0.1:${port}/${path}`)).status === 200;
+  } catch {
+    return false;
+  }
+}
+
+interface Round {
+  rowsRead: number;
+  readyMs: number;
+  /** Longest time from an instance being up (/healthz: connected, topology in place) to ready (rules served). */
+  rulesMs: number;
+  peakRssBytes: number;
+}
+
+async function startFleet(k: number, fleet: boolean): Promise<Round> {
+  const id = randomBytes(4).toString("hex");
+  const names = {
+    TORT_INPUT_STREAM: `B_IN_${id}`,
+    TORT_INPUT_SUBJECTS: `b${id}.results.>`,
+    TORT_CONSUMER: `bench_${id}`,
+    TORT_VERDICT_STREAM: `B_V_${id}`,
+    TORT_VERDICT_SUBJECT_PREFIX: `b${id}.verdicts`,
+    TORT_DEADLETTER_STREAM: `B_DL_${id}`,
+    TORT_DEADLETTER_SUBJECT: `b${id}.deadletter`,
+    TORT_RULES_CHANGED_SUBJECT: `b${id}.rules.changed`,
+    TORT_CONFIG_BUCKET: `bcfg_${id}`,
+    TORT_EXHAUSTED_STREAM: `B_EXH_${id}`,
+    TORT_EXPLAIN_SUBJECT: `b${id}.explain`,
+    TORT_RULES_BUCKET: `brules_${id}`,
+    TORT_SNAPSHOT_BUCKET: `bsnaps_${id}`,
+  };
+  const ports = await Promise.all(Array.from({ length: k }, freePort));
+  const before = await rowsReadNow();
+  const started = performance.now();
+  const children: ChildProcess[] = ports.map((port) =>
+    spawn(process.execPath, [BIN, "run"], {
+      env: { ...process.env, ...names, DATABASE_URL: benchDatabaseUrl, NATS_URL, TORT_FLEET: fleet ? "on" : "off", TORT_OPS_PORT: String(port), LOG_LEVEL: "warn", TORT_REFRESH_INTERVAL_MS: "0" },
+      stdio: ["ignore", "ignore", "inherit"],
+    }),
+  );
+  const readyAt: number[] = ports.map(() => Number.NaN);
+  const aliveAt: number[] = ports.map(() => Number.NaN);
+  const deadline = Date.now() + 180_000;
+  while (readyAt.some(Number.isNaN)) {
+    if (Date.now() > deadline) throw new Error(`K=${k} ${fleet ? "fleet" : "independent"}: not all ready after 180 s`);
+    await Promise.all(
+      ports.map(async (port, i) => {
+        if (Number.isNaN(aliveAt[i]!) && (await answers(port, "healthz"))) aliveAt[i] = performance.now() - started;
+        if (!Number.isNaN(aliveAt[i]!) && Number.isNaN(readyAt[i]!) && (await answers(port, "readyz"))) readyAt[i] = performance.now() - started;
+      }),
+    );
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const rowsRead = (await rowsReadNow()) - before;
+  const peaks = children.map((c) => peakRss(c.pid!));
+  await Promise.all(
+    children.map(
+      (c) =>
+        new Promise<void>((resolve) => {
+          c.once("exit", () => resolve());
+          c.kill("SIGTERM");
+        }),
+    ),
+  );
+  for (const stream of [names.TORT_INPUT_STREAM, names.TORT_VERDICT_STREAM, names.TORT_DEADLETTER_STREAM, names.TORT_EXHAUSTED_STREAM, `KV_${names.TORT_CONFIG_BUCKET}`, `KV_${names.TORT_RULES_BUCKET}`, `OBJ_${names.TORT_SNAPSHOT_BUCKET}`]) {
+    await jsm.streams.delete(stream).catch(() => {});
+  }
+  return { rowsRead, readyMs: Math.max(...readyAt), rulesMs: Math.max(...readyAt.map((r, i) => r - aliveAt[i]!)), peakRssBytes: Math.max(...peaks) };
+}
+
+const results = new Map<string, Round[]>();
+for (let round = 0; round < ROUNDS; round++) {
+  for (const k of KS) {
+    const order = round % 2 === 0 ? [true, false] : [false, true];
+    for (const fleet of order) {
+      const key = `${k}/${fleet ? "fleet" : "independent"}`;
+      const r = await startFleet(k, fleet);
+      results.set(key, [...(results.get(key) ?? []), r]);
+      process.stderr.write(`round ${round + 1}/${ROUNDS} K=${k} ${fleet ? "fleet" : "independent"}: ${(r.rowsRead / ONE_LOAD).toFixed(2)}x rows, ready ${Math.round(r.readyMs)} ms\n`);
+    }
+  }
+}
+await nc.drain();
+await admin.end();
+
+const med = (key: string, pick: (r: Round) => number) => median(results.get(key)!.map(pick));
+const single = med("1/fleet", (r) => r.readyMs);
+console.log(`bench:fleet  one load = ${ONE_LOAD} rows; K instances started together; ${ROUNDS} rounds, medians`);
+console.log(`  K   mode          rows read (x one load)   all ready (ms, x one instance)   up -> ready, slowest (ms)   peak RSS per instance`);
+for (const k of KS) {
+  for (const mode of ["fleet", "independent"]) {
+    const key = `${k}/${mode}`;
+    const rows = med(key, (r) => r.rowsRead);
+    const ready = med(key, (r) => r.readyMs);
+    const rss = med(key, (r) => r.peakRssBytes);
+    const rules = med(key, (r) => r.rulesMs);
+    console.log(
+      `  ${String(k).padStart(2)}  ${mode.padEnd(12)}  ${String(rows).padStart(9)} (${(rows / ONE_LOAD).toFixed(2)}x)${" ".repeat(7)}${String(Math.round(ready)).padStart(6)} (${(ready / single).toFixed(2)}x)${" ".repeat(18)}${String(Math.round(rules)).padStart(6)}${" ".repeat(20)}${(rss / 2 ** 20).toFixed(0)} MB`,
+    );
+  }
+}
+const worstRows = Math.max(...KS.map((k) => med(`${k}/fleet`, (r) => r.rowsRead) / ONE_LOAD));
+const worstReady = Math.max(...KS.filter((k) => k <= 8).map((k) => med(`${k}/fleet`, (r) => r.readyMs) / single));
+console.log(`  fleet: worst rows read ${worstRows.toFixed(2)}x one load (target <= 1.10x); worst all-ready at K <= 8 ${worstReady.toFixed(2)}x one instance (target <= 2x)`);
