@@ -18,6 +18,7 @@ export const STATUS_PAGE = `<!doctype html>
   .edge { stroke: #9aa3b5; fill: none; marker-end: url(#arrow); } .edge-label { fill: #6b7385; font-size: 10px; }
   .charts svg { width: 100%; height: 120px; } .line { fill: none; stroke-width: 1.6; } .axis { stroke: #dde1e8; }
   .mark { stroke: #b3261e; stroke-dasharray: 3 3; stroke-width: 1; } .legend { font-size: 11px; }
+  #instances { font-size: 11px; margin-top: 8px; width: 100%; } #instances td { padding-right: 6px; overflow-wrap: anywhere; }
   ol { margin: 0; padding-left: 18px; max-height: 220px; overflow: auto; overflow-wrap: anywhere; } code { font-size: 12px; }
 </style></head>
 <body>
