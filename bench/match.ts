@@ -2,10 +2,12 @@
  * bench:match — results per second of the pure matcher over the seeded
  * results, one core, against the seeded rules; next to a baseline in the
  * same run: the JSON.parse of the same lines (what every message costs anyway).
- * Target (issue #2): at least 500,000 results per second.
+ * Targets: at least 1,000,000 results per second (issue #9; 500,000 in #2);
+ * decode + validate from the message's bytes within 1.5x the time of a bare
+ * JSON.parse of the same lines (issue #9).
  */
 import { readFileSync } from "node:fs";
-import { decodeResultText } from "../src/ingest/decode-result.js";
+import { decodeResult, decodeResultText } from "../src/ingest/decode-result.js";
 import { matchResult } from "../src/match/match-result.js";
 import type { RecognitionResult } from "../src/match/types.js";
 import { openRuleDatabase } from "../src/rules/database.js";
@@ -19,6 +21,8 @@ const snapshot = await createRuleLoader(database).loadFull();
 await database.close();
 
 const lines = readFileSync(file, "utf8").split("\n").filter((l) => l !== "");
+/** The lines as a message body arrives: bytes. */
+const bodies = lines.map((l) => new TextEncoder().encode(l));
 const results: RecognitionResult[] = [];
 for (const line of lines) {
   const checked = decodeResultText(line);
@@ -44,15 +48,16 @@ for (let round = 0; round < ROUNDS; round++) {
   }
   parseRates.push(rate(lines.length, performance.now() - t));
   t = performance.now();
-  for (const l of lines) sink += decodeResultText(l).ok ? 1 : 0;
+  for (const b of bodies) sink += decodeResult(b).ok ? 1 : 0;
   decodeRates.push(rate(lines.length, performance.now() - t));
 }
 const m = median(matchRates);
 const p = median(parseRates);
 console.log(`bench:match  ${results.length} results against ${snapshot.counts.activeRules} active rules, ${ROUNDS} rounds, medians (sink ${sink})`);
-console.log(`  matchResult         ${Math.round(m).toLocaleString("en")} results/s (target >= 500,000)`);
+const d = median(decodeRates);
+console.log(`  matchResult         ${Math.round(m).toLocaleString("en")} results/s (target >= 1,000,000)`);
 console.log(`  baseline JSON.parse ${Math.round(p).toLocaleString("en")} lines/s; matching costs ${(p / m).toFixed(2)}x a parse`);
-console.log(`  decode + validate   ${Math.round(median(decodeRates)).toLocaleString("en")} lines/s`);
+console.log(`  decode + validate   ${Math.round(d).toLocaleString("en")} lines/s from bytes: ${(p / d).toFixed(2)}x the time of JSON.parse (target <= 1.5x)`);
 
 // The worst valid input (issue #8): 10,000 match items on the asset the most rules share,
 // in ascending, descending and shuffled order. Target: at most 20 ms each.

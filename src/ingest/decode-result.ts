@@ -12,31 +12,79 @@ export const MAX_RESULT_BYTES = 1024 * 1024;
 export const MAX_MATCH_ITEMS = 10_000;
 const MAX_DURATION_MS = 86_400_000;
 
-// ISO-8601 date and time with Z or ±hh:mm; fractional seconds optional.
-const ISO_INSTANT =
-  /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:Z|([+-])(\d{2}):(\d{2}))$/;
+/** The value of `n` ASCII digits of `text` from `at`, or -1 when one is not a digit. */
+function digitsAt(text: string, at: number, n: number): number {
+  let v = 0;
+  for (let i = at; i < at + n; i++) {
+    const d = text.charCodeAt(i) - 48;
+    if (!(d >= 0 && d <= 9)) return -1; // NaN past the end too
+    v = v * 10 + d;
+  }
+  return v;
+}
+
+const isLeap = (y: number) => (y % 4 === 0 && y % 100 !== 0) || y % 400 === 0;
+const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+/** Days from 1970-01-01 to a proleptic Gregorian date (H. Hinnant's days_from_civil). */
+function daysFromCivil(year: number, month: number, day: number): number {
+  const y = month <= 2 ? year - 1 : year;
+  const era = Math.floor(y / 400);
+  const yoe = y - era * 400;
+  const doy = Math.floor((153 * (month + (month > 2 ? -3 : 9)) + 2) / 5) + day - 1;
+  const doe = yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy;
+  return era * 146_097 + doe - 719_468;
+}
 
 /**
- * Epoch ms of an ISO-8601 instant, or NaN when it is not one. Date.parse alone
- * is not enough: it accepts Feb 30 and 24:00. Fractions beyond ms are truncated.
+ * Epoch ms of an ISO-8601 instant, `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±hh:mm)`,
+ * or NaN when it is not one. Date.parse alone is not enough: it accepts Feb 30
+ * and 24:00. Fractions beyond ms are truncated. Read by hand, character by
+ * character (no regex, no Date): this runs once per message.
  */
 export function parseInstant(text: string): number {
-  const m = ISO_INSTANT.exec(text);
-  if (m === null) return Number.NaN;
-  const year = +m[1]!, month = +m[2]!, day = +m[3]!, hour = +m[4]!, minute = +m[5]!, second = +m[6]!;
-  if (month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || second > 59) return Number.NaN;
-  if (day > 28 && day > new Date(Date.UTC(year, month, 0)).getUTCDate()) return Number.NaN;
-  const ms = m[7] === undefined ? 0 : +(m[7] + "00").slice(0, 3);
-  let offsetMin = 0;
-  if (m[8] !== undefined) {
-    const offH = +m[9]!, offM = +m[10]!;
-    if (offH > 23 || offM > 59) return Number.NaN;
-    offsetMin = (m[8] === "-" ? -1 : 1) * (offH * 60 + offM);
+  const len = text.length;
+  if (len < 20) return Number.NaN;
+  const year = digitsAt(text, 0, 4), month = digitsAt(text, 5, 2), day = digitsAt(text, 8, 2);
+  const hour = digitsAt(text, 11, 2), minute = digitsAt(text, 14, 2), second = digitsAt(text, 17, 2);
+  if (
+    (year | month | day | hour | minute | second) < 0 ||
+    text.charCodeAt(4) !== 45 || text.charCodeAt(7) !== 45 || text.charCodeAt(10) !== 84 || // - - T
+    text.charCodeAt(13) !== 58 || text.charCodeAt(16) !== 58 // : :
+  ) {
+    return Number.NaN;
   }
-  const date = new Date(0);
-  date.setUTCFullYear(year, month - 1, day); // years 0..99 stay themselves (Date.UTC would add 1900)
-  date.setUTCHours(hour, minute, second, ms);
-  return date.getTime() - offsetMin * 60_000;
+  if (month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || second > 59) return Number.NaN;
+  if (day > DAYS_IN_MONTH[month - 1]! && !(month === 2 && day === 29 && isLeap(year))) return Number.NaN;
+  let at = 19;
+  let ms = 0;
+  if (text.charCodeAt(at) === 46) {
+    // "." and at least one digit; the first three count.
+    const first = ++at;
+    let scale = 100;
+    for (; at < len; at++) {
+      const d = text.charCodeAt(at) - 48;
+      if (d < 0 || d > 9) break;
+      if (scale >= 1) {
+        ms += d * scale;
+        scale /= 10;
+      }
+    }
+    if (at === first) return Number.NaN;
+  }
+  let offsetMin = 0;
+  const sign = text.charCodeAt(at);
+  if (sign === 90) {
+    if (at + 1 !== len) return Number.NaN; // Z ends it
+  } else if (sign === 43 || sign === 45) {
+    if (at + 6 !== len || text.charCodeAt(at + 3) !== 58) return Number.NaN;
+    const offH = digitsAt(text, at + 1, 2), offM = digitsAt(text, at + 4, 2);
+    if (offH < 0 || offM < 0 || offH > 23 || offM > 59) return Number.NaN;
+    offsetMin = (sign === 45 ? -1 : 1) * (offH * 60 + offM);
+  } else {
+    return Number.NaN;
+  }
+  return ((daysFromCivil(year, month, day) * 24 + hour) * 60 + minute) * 60_000 + second * 1000 + ms - offsetMin * 60_000;
 }
 
 const SAFE = Number.MAX_SAFE_INTEGER;
