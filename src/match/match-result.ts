@@ -2,7 +2,7 @@
  * The matching of spec section 4: (snapshot, result) → decision. Pure and
  * synchronous; it never awaits, never logs and never sees raw bytes.
  */
-import { findAssetSlot, type CompiledRule, type RuleSnapshot } from "./snapshot.js";
+import { findAssetSlot, type RuleSnapshot } from "./snapshot.js";
 import type { Checked, Decision, Hit, RecognitionResult, Verdict, VerdictSource } from "./types.js";
 
 const PASS: Decision = Object.freeze({ action: "pass", ruleId: null, hits: Object.freeze([]) as readonly Hit[] });
@@ -29,7 +29,8 @@ interface Scratch {
   candNext: Int32Array;
   /** Match-item indexes in ascending startMs, when the result's items are not already in that order. */
   order: Uint32Array;
-  readonly touched: CompiledRule[];
+  /** Ranks of the rules with at least one candidate in this call, `touchedCount` of them (at most every rank). */
+  readonly touched: Int32Array;
 }
 
 const scratchOf = new WeakMap<RuleSnapshot, Scratch>();
@@ -53,7 +54,7 @@ function scratchFor(snapshot: RuleSnapshot): Scratch {
       candEnd: new Float64Array(256),
       candNext: new Int32Array(256),
       order: new Uint32Array(64),
-      touched: [],
+      touched: new Int32Array(ranks),
     };
     scratchOf.set(snapshot, s);
   }
@@ -130,9 +131,11 @@ export function matchResult(snapshot: RuleSnapshot, result: RecognitionResult): 
   const tid = result.tid;
   const mid = result.mid;
   let n = 0;
-  touched.length = 0;
+  let touchedCount = 0;
   const matches = result.matches;
   const order = itemOrder(s, matches);
+  // Local views of the candidate arrays, taken again whenever they grow.
+  let candStart = s.candStart, candEnd = s.candEnd, candNext = s.candNext;
   for (let k = 0; k < matches.length; k++) {
     const item = matches[order === null ? k : order[k]!]!;
     const slot = findAssetSlot(index, item.assetId);
@@ -151,16 +154,19 @@ export function matchResult(snapshot: RuleSnapshot, result: RecognitionResult): 
         eligibleByRank[rank] = t < validFromMs[rank]! || t >= validToMs[rank]! || (z !== null && !z.has(tid)) || (x !== null && x.has(mid)) ? 0 : 1;
       }
       if (eligibleByRank[rank] === 0) continue;
-      if (n === s.candStart.length) growCandidates(s);
-      s.candStart[n] = start;
-      s.candEnd[n] = end;
-      s.candNext[n] = -1;
+      if (n === candStart.length) {
+        growCandidates(s);
+        ({ candStart, candEnd, candNext } = s);
+      }
+      candStart[n] = start;
+      candEnd[n] = end;
+      candNext[n] = -1;
       if (stampByRank[rank] !== generation) {
         stampByRank[rank] = generation;
         headByRank[rank] = n;
-        touched.push(snapshot.rules[rank]!);
+        touched[touchedCount++] = rank;
       } else {
-        s.candNext[tailByRank[rank]!] = n;
+        candNext[tailByRank[rank]!] = n;
       }
       tailByRank[rank] = n;
       n++;
@@ -168,22 +174,40 @@ export function matchResult(snapshot: RuleSnapshot, result: RecognitionResult): 
   }
   if (n === 0) return PASS;
 
-  // Hits come out in verdict order: touched rules are sorted by rank first (few of them).
-  if (touched.length > 1) touched.sort(byRank);
+  // Hits come out in verdict order: touched ranks are sorted first (usually a handful).
+  if (touchedCount > 1) sortRanks(touched, touchedCount);
+  const rules = snapshot.rules;
   let hits: Hit[] | undefined;
-  for (let k = 0; k < touched.length; k++) {
-    const rule = touched[k]!;
-    const matchedMs = unionLength(s, headByRank[rule.rank]!);
+  for (let k = 0; k < touchedCount; k++) {
+    const rank = touched[k]!;
+    const matchedMs = unionLength(s, headByRank[rank]!);
+    const rule = rules[rank]!;
     if (matchedMs >= rule.minMatchedMs && matchedMs * 10_000 >= rule.minRatioBp * duration) {
-      (hits ??= []).push({ ruleId: rule.id, ownerId: rule.ownerId, action: rule.action, priority: rule.priority, matchedMs });
+      const hit: Hit = { ruleId: rule.id, ownerId: rule.ownerId, action: rule.action, priority: rule.priority, matchedMs };
+      if (hits === undefined) hits = [hit];
+      else hits.push(hit);
     }
   }
-  touched.length = 0; // drop references to the snapshot's rules
   if (hits === undefined) return PASS;
   return { action: hits[0]!.action, ruleId: hits[0]!.ruleId, hits };
 }
 
-const byRank = (a: CompiledRule, b: CompiledRule) => a.rank - b.rank;
+/** Sort the first `count` ranks ascending: insertion sort for the usual handful, the built-in sort beyond. */
+function sortRanks(ranks: Int32Array, count: number): void {
+  if (count > 32) {
+    ranks.subarray(0, count).sort();
+    return;
+  }
+  for (let i = 1; i < count; i++) {
+    const r = ranks[i]!;
+    let j = i - 1;
+    while (j >= 0 && ranks[j]! > r) {
+      ranks[j + 1] = ranks[j]!;
+      j--;
+    }
+    ranks[j + 1] = r;
+  }
+}
 
 /** Wrap a decision into the verdict of spec section 5. */
 export function buildVerdict(
