@@ -10,6 +10,7 @@
  * within 2x a single instance's time at K <= 8.
  */
 import { jetstreamManager } from "@nats-io/jetstream";
+import { Objm } from "@nats-io/obj";
 import { connect } from "@nats-io/transport-node";
 import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -18,6 +19,10 @@ import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
 import mysql from "mysql2/promise";
 import { benchDatabaseUrl, median } from "./support.js";
+import { decodeSnapshot, encodeSnapshot } from "../src/fleet/snapshot-codec.js";
+import { openSnapshotStore } from "../src/fleet/snapshot-store.js";
+import { openRuleDatabase } from "../src/rules/database.js";
+import { createRuleLoader } from "../src/rules/load-rules.js";
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const KS = (process.env.BENCH_FLEET_KS ?? "1,4,8,16").split(",").map(Number);
@@ -36,6 +41,46 @@ const [[tableRows]] = (await admin.query(
   "SELECT (SELECT COUNT(*) FROM video_tort_rule) + (SELECT COUNT(*) FROM video_tort_rule_property) AS n",
 )) as unknown as [[{ n: number }]];
 const ONE_LOAD = Number(tableRows.n);
+
+/**
+ * The snapshot's compact form next to a database load, in this process: bytes, encode and decode
+ * (decode includes compiling the index), and its round trip through the Object Store.
+ */
+{
+  const database = openRuleDatabase({ url: benchDatabaseUrl, connectionLimit: 2 });
+  const loader = createRuleLoader(database);
+  const bucket = `bench_codec_${randomBytes(4).toString("hex")}`;
+  const store = await openSnapshotStore(nc, bucket, { replicas: 1 });
+  const objects = await new Objm(nc).open(bucket);
+  const t = { load: [] as number[], encode: [] as number[], decode: [] as number[], put: [] as number[], get: [] as number[] };
+  let bytes = 0;
+  for (let round = 0; round < 5; round++) {
+    let s = performance.now();
+    const snapshot = await loader.loadFull();
+    t.load.push(performance.now() - s);
+    s = performance.now();
+    const encoded = encodeSnapshot(snapshot, { level: 1 });
+    t.encode.push(performance.now() - s);
+    bytes = encoded.length;
+    s = performance.now();
+    decodeSnapshot(encoded);
+    t.decode.push(performance.now() - s);
+    await objects.delete(snapshot.version).catch(() => {}); // the store keeps a version it already has
+    s = performance.now();
+    await store.put(snapshot, "bench"); // encodes again, then puts
+    t.put.push(performance.now() - s);
+    s = performance.now();
+    await store.get(snapshot.version); // gets, checks and decodes
+    t.get.push(performance.now() - s);
+  }
+  await database.close();
+  await jsm.streams.delete(`OBJ_${bucket}`).catch(() => {});
+  const ms = (xs: number[]) => `${median(xs).toFixed(0)} ms`;
+  console.log(
+    `bench:fleet  snapshot of ${ONE_LOAD} rows: ${(bytes / 2 ** 20).toFixed(2)} MB encoded; encode ${ms(t.encode)}, decode + compile ${ms(t.decode)}; ` +
+      `object store put (with encode) ${ms(t.put)}, get (with check and decode) ${ms(t.get)}; database load ${ms(t.load)} (5 rounds, medians)`,
+  );
+}
 
 const freePort = () =>
   new Promise<number>((resolve) => {
