@@ -161,7 +161,7 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
   const fleetOn = c.TORT_FLEET === "on";
   const rulesKv = fleetOn ? await openRulesBucket(nc, c.TORT_RULES_BUCKET, c.TORT_STREAM_REPLICAS) : null;
   const snapshotStore = fleetOn
-    ? await openSnapshotStore(nc, c.TORT_SNAPSHOT_BUCKET, { replicas: c.TORT_STREAM_REPLICAS, maxRawBytes: c.TORT_SNAPSHOT_MAX_MB * 2 ** 20 })
+    ? await openSnapshotStore(nc, c.TORT_SNAPSHOT_BUCKET, { replicas: c.TORT_STREAM_REPLICAS, maxSnapshotBytes: c.TORT_SNAPSHOT_MAX_MB * 2 ** 20 })
     : null;
   /** Registered with the NATS service framework: discovery (`tortmatch fleet`) and the explain endpoint. */
   let instanceStats: () => InstanceStats = () => ({ version: null, state: "", role: "", source: null, current: null, pinned: null, inFlight: 0, limit: 0, loads: 0, fetches: 0 });

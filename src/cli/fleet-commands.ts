@@ -2,7 +2,9 @@
  * The fleet's commands (spec section 9): `rules versions`, `rules pin`,
  * `rules unpin` and `fleet`. They talk to NATS only.
  */
-import { Kvm } from "@nats-io/kv";
+import { Kvm, type KV } from "@nats-io/kv";
+import type { NatsConnection } from "@nats-io/transport-node";
+import type { Config } from "../config.js";
 import { discoverFleet } from "../fleet/discover-fleet.js";
 import { CURRENT_KEY, parseAnnouncement, parsePinned, PINNED_KEY } from "../fleet/rules-bucket.js";
 import { openSnapshotStore } from "../fleet/snapshot-store.js";
@@ -14,11 +16,27 @@ export function table(header: readonly string[], rows: readonly (readonly string
   return [header, ...rows].map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join("  ")).join("\n") + "\n";
 }
 
+/** The fleet's buckets, opened, never created: null when no instance has made them yet. */
+async function openFleetBuckets(nc: NatsConnection, config: Config): Promise<{ kv: KV; store: Awaited<ReturnType<typeof openSnapshotStore>> } | null> {
+  try {
+    const store = await openSnapshotStore(nc, config.TORT_SNAPSHOT_BUCKET, { replicas: config.TORT_STREAM_REPLICAS, create: false });
+    const kv = await new Kvm(nc).open(config.TORT_RULES_BUCKET);
+    return { kv, store };
+  } catch {
+    return null;
+  }
+}
+
 /** `tortmatch rules versions`: the retained versions, newest first, marking the current and the pinned one. */
 export const rulesVersions = (opts: { json?: boolean }) =>
   withNats(async (nc, config) => {
-    const store = await openSnapshotStore(nc, config.TORT_SNAPSHOT_BUCKET, { replicas: config.TORT_STREAM_REPLICAS });
-    const kv = await new Kvm(nc).create(config.TORT_RULES_BUCKET, { replicas: config.TORT_STREAM_REPLICAS, history: 5 });
+    const buckets = await openFleetBuckets(nc, config);
+    if (buckets === null) {
+      if (opts.json) process.stdout.write("[]\n");
+      else process.stdout.write(`no rules version retained: no instance has made ${config.TORT_SNAPSHOT_BUCKET} and ${config.TORT_RULES_BUCKET} yet\n`);
+      return;
+    }
+    const { kv, store } = buckets;
     const currentEntry = await kv.get(CURRENT_KEY);
     const pinnedEntry = await kv.get(PINNED_KEY);
     const current = currentEntry?.operation === "PUT" ? parseAnnouncement(currentEntry.value)?.version ?? null : null;
@@ -43,13 +61,14 @@ export const rulesVersions = (opts: { json?: boolean }) =>
 /** `tortmatch rules pin VERSION`: only a retained version can be pinned (it must be fetchable by every instance). */
 export const rulesPin = (version: string) =>
   withNats(async (nc, config) => {
-    const store = await openSnapshotStore(nc, config.TORT_SNAPSHOT_BUCKET, { replicas: config.TORT_STREAM_REPLICAS });
+    const buckets = await openFleetBuckets(nc, config);
+    if (buckets === null) throw new Error(`no rules version is retained: no instance has made ${config.TORT_SNAPSHOT_BUCKET} and ${config.TORT_RULES_BUCKET} yet`);
+    const { kv, store } = buckets;
     const retained = await store.list();
     if (!retained.some((v) => v.version === version)) {
       const known = retained.map((v) => v.version).join(", ") || "none";
       throw new Error(`rules version ${JSON.stringify(version)} is not retained in ${config.TORT_SNAPSHOT_BUCKET}; retained: ${known}`);
     }
-    const kv = await new Kvm(nc).create(config.TORT_RULES_BUCKET, { replicas: config.TORT_STREAM_REPLICAS, history: 5 });
     const revision = await kv.put(PINNED_KEY, version);
     process.stdout.write(`pinned rules version ${version} (revision ${revision}): every instance serves it until \`tortmatch rules unpin\`\n`);
   });
@@ -57,8 +76,9 @@ export const rulesPin = (version: string) =>
 /** `tortmatch rules unpin`: every instance goes back to the announced version. */
 export const rulesUnpin = () =>
   withNats(async (nc, config) => {
-    const kv = await new Kvm(nc).create(config.TORT_RULES_BUCKET, { replicas: config.TORT_STREAM_REPLICAS, history: 5 });
-    await kv.delete(PINNED_KEY);
+    const buckets = await openFleetBuckets(nc, config);
+    if (buckets === null) throw new Error(`nothing to unpin: no instance has made ${config.TORT_RULES_BUCKET} yet`);
+    await buckets.kv.delete(PINNED_KEY);
     process.stdout.write("unpinned: every instance serves the current rules version\n");
   });
 

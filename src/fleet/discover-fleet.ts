@@ -4,6 +4,7 @@
  * carries (rules version served, rule-cache state, in flight, limit).
  */
 import type { NatsConnection } from "@nats-io/nats-core";
+import { errors } from "@nats-io/nats-core";
 import { Svcm } from "@nats-io/services";
 import { SERVICE_NAME, type InstanceStats } from "../service.js";
 
@@ -19,24 +20,30 @@ export interface FleetInstance extends InstanceStats {
 export async function discoverFleet(nc: NatsConnection, options: { consumer: string; maxWaitMs?: number }): Promise<FleetInstance[]> {
   const client = new Svcm(nc).client({ strategy: "stall", stall: 300, maxWait: options.maxWaitMs ?? 2_000 });
   const found: FleetInstance[] = [];
-  for await (const s of await client.stats(SERVICE_NAME)) {
-    if (s.metadata?.consumer !== options.consumer) continue;
-    const data = (s.endpoints?.[0]?.data ?? {}) as Partial<InstanceStats>;
-    found.push({
-      id: s.id,
-      software: s.version,
-      started: s.started,
-      version: data.version ?? null,
-      state: data.state ?? "",
-      role: data.role ?? "",
-      source: data.source ?? null,
-      current: data.current ?? null,
-      pinned: data.pinned ?? null,
-      inFlight: data.inFlight ?? 0,
-      limit: data.limit ?? 0,
-      loads: data.loads ?? 0,
-      fetches: data.fetches ?? 0,
-    });
+  /** Nobody registered the service on this NATS: an empty fleet, not a failure. */
+  const nobody = (err: unknown) => err instanceof errors.NoRespondersError || String((err as Error)?.message).includes("no responders");
+  try {
+    for await (const s of await client.stats(SERVICE_NAME)) {
+      if (s.metadata?.consumer !== options.consumer) continue;
+      const data = (s.endpoints?.[0]?.data ?? {}) as Partial<InstanceStats>;
+      found.push({
+        id: s.id,
+        software: s.version,
+        started: s.started,
+        version: data.version ?? null,
+        state: data.state ?? "",
+        role: data.role ?? "",
+        source: data.source ?? null,
+        current: data.current ?? null,
+        pinned: data.pinned ?? null,
+        inFlight: data.inFlight ?? 0,
+        limit: data.limit ?? 0,
+        loads: data.loads ?? 0,
+        fetches: data.fetches ?? 0,
+      });
+    }
+  } catch (err) {
+    if (!nobody(err)) throw err;
   }
   return found.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 }

@@ -26,6 +26,7 @@ import { deflateSync, inflateSync } from "node:zlib";
 import { compileSnapshot, type LoadKind, type RuleSnapshot } from "../match/snapshot.js";
 import { NO_PROPERTY, type PropertyColumns, type RuleEntry, type RuleTable } from "../match/rule-table.js";
 import { RULE_ACTIONS } from "../match/types.js";
+import { PROPERTY_ROW_BYTES, RULE_ROW_BYTES, SnapshotOverBudgetError } from "../rules/load-rules.js";
 
 export const SNAPSHOT_FORMAT = 1;
 const MAGIC = "TORTSNAP";
@@ -149,7 +150,7 @@ export function readSnapshotHeader(bytes: Uint8Array): SnapshotHeader {
  * Rebuild a snapshot from its encoded form: checksum first, then inflate (at
  * most `maxRawBytes`), then the columns, then compile and check the version.
  */
-export function decodeSnapshot(bytes: Uint8Array, options: { maxRawBytes?: number } = {}): RuleSnapshot {
+export function decodeSnapshot(bytes: Uint8Array, options: { maxRawBytes?: number; maxSnapshotBytes?: number } = {}): RuleSnapshot {
   const header = readSnapshotHeader(bytes);
   const body = bytes.subarray(HEADER_BYTES);
   if (sha256(body).toString("hex") !== header.sha256) throw new SnapshotFormatError("snapshot checksum mismatch: the object is corrupt");
@@ -177,6 +178,11 @@ export function decodeSnapshot(bytes: Uint8Array, options: { maxRawBytes?: numbe
   const n = meta.properties;
   const rulesEnd = align8(metaEnd + r * (RULE_F64_COLUMNS * 8 + 1));
   if (rulesEnd + n * 25 !== raw.length || meta.minScores.length !== r) throw new SnapshotFormatError("snapshot columns do not add up to its length");
+  // The memory budget of the rule snapshot (TORT_SNAPSHOT_MAX_MB), as a database load checks it: before anything is built.
+  const estimate = r * RULE_ROW_BYTES + n * PROPERTY_ROW_BYTES;
+  if (options.maxSnapshotBytes !== undefined && estimate > options.maxSnapshotBytes) {
+    throw new SnapshotOverBudgetError({ rules: r, properties: n }, estimate, options.maxSnapshotBytes);
+  }
 
   const f64 = new Float64Array(raw.buffer, raw.byteOffset + metaEnd, r * RULE_F64_COLUMNS);
   const actions = raw.subarray(metaEnd + r * RULE_F64_COLUMNS * 8, metaEnd + r * (RULE_F64_COLUMNS * 8 + 1));

@@ -33,8 +33,17 @@ export interface SnapshotStore {
   prune(keep: number, protect: readonly (string | null)[]): Promise<string[]>;
 }
 
-export async function openSnapshotStore(nc: NatsConnection, bucket: string, options: { replicas: number; maxRawBytes?: number }): Promise<SnapshotStore> {
-  const open = () => new Objm(nc).create(bucket, { replicas: options.replicas });
+/**
+ * The snapshot bucket, created when missing (`create`, the service) or only
+ * opened (the commands: they never create it; a missing bucket is an error).
+ * `maxSnapshotBytes` is the memory budget a fetched snapshot must fit.
+ */
+export async function openSnapshotStore(
+  nc: NatsConnection,
+  bucket: string,
+  options: { replicas: number; maxSnapshotBytes?: number; create?: boolean },
+): Promise<SnapshotStore> {
+  const open = () => (options.create === false ? new Objm(nc).open(bucket) : new Objm(nc).create(bucket, { replicas: options.replicas }));
   let os: ObjectStore = await open();
   const retained = (info: ObjectInfo): RetainedVersion => ({
     version: info.metadata?.version ?? info.name,
@@ -73,7 +82,8 @@ export async function openSnapshotStore(nc: NatsConnection, bucket: string, opti
     async get(version) {
       const bytes = await os.getBlob(version);
       if (bytes === null) throw new SnapshotFormatError(`rules version ${version} is not in the snapshot store`);
-      return decodeSnapshot(bytes, options.maxRawBytes === undefined ? {} : { maxRawBytes: options.maxRawBytes });
+      // The encoded form inflates to far less than the snapshot's memory: the budget bounds both.
+      return decodeSnapshot(bytes, options.maxSnapshotBytes === undefined ? {} : { maxRawBytes: options.maxSnapshotBytes, maxSnapshotBytes: options.maxSnapshotBytes });
     },
     list: async () => (await list()).map((x) => x.v),
     async prune(keep, protect) {

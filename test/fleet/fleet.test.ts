@@ -312,3 +312,22 @@ describe("an instance that starts while nothing is announced", () => {
     expect(await stop([lone])).toEqual([0]);
   });
 });
+
+describe("the fleet commands where no instance has run", () => {
+  it("say so, and create nothing", async () => {
+    const env: Record<string, string> = { ...uniqueNames(), DATABASE_URL: db.url };
+    const versions = await runCli(["rules", "versions"], env);
+    expect(versions.code).toBe(0);
+    expect(versions.stdout).toContain("no rules version retained");
+    expect(JSON.parse((await runCli(["rules", "versions", "--json"], env)).stdout)).toEqual([]);
+    const pin = await runCli(["rules", "pin", "v1"], env);
+    expect(pin.code).toBe(1);
+    expect(pin.stderr).toContain("no rules version is retained");
+    expect((await runCli(["rules", "unpin"], env)).code).toBe(1);
+    const fleet = await runCli(["fleet"], env);
+    expect(fleet.stdout).toContain("no running tortmatch instance");
+    const jsm = await jetstreamManager(nc);
+    const names = (await jsm.streams.names().next()).filter((n) => n.includes(env.TORT_RULES_BUCKET!) || n.includes(env.TORT_SNAPSHOT_BUCKET!));
+    expect(names).toEqual([]);
+  });
+});

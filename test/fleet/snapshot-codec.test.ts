@@ -9,6 +9,7 @@ import { decodeSnapshot, encodeSnapshot, readSnapshotHeader, SnapshotFormatError
 import { matchResult } from "../../src/match/match-result.js";
 import { createRuleTableBuilder } from "../../src/match/rule-table.js";
 import { compileSnapshot } from "../../src/match/snapshot.js";
+import { SnapshotOverBudgetError } from "../../src/rules/load-rules.js";
 import { naiveMatch } from "../support/naive-match.js";
 import { compile, resultArb, ruleSet, toResult } from "../support/rule-sets.js";
 
@@ -66,6 +67,9 @@ describe("snapshot codec", () => {
     }
     expect(() => decodeSnapshot(damaged(30))).toThrow(/checksum mismatch/); // the checksum itself
     expect(() => decodeSnapshot(bytes, { maxRawBytes: 1_000 })).toThrow(/more than the 1000 allowed/);
+    // The snapshot memory budget, estimated from the row counts as a database load does, before anything is built.
+    expect(() => decodeSnapshot(bytes, { maxSnapshotBytes: 100_000 })).toThrow(SnapshotOverBudgetError);
+    expect(decodeSnapshot(bytes, { maxSnapshotBytes: 64 * 2 ** 20 }).counts.ruleRows).toBeGreaterThan(0);
     expect(() => decodeSnapshot(new Uint8Array(3))).toThrow(SnapshotFormatError);
     expect(readSnapshotHeader(bytes).bodyBytes).toBe(bytes.length - 56);
   });

@@ -33,7 +33,7 @@ describe("the nats-core patch", () => {
       }
     };
     try {
-      const sub = nc.subscribe("tortmatch.patch.echo", { callback: (_err, msg) => msg.respond(msg.data) });
+      const sub = nc.subscribe("tortmatch.patch.echo", { callback: (_err, msg) => void msg.respond(msg.data) });
       const answers = await Promise.all(Array.from({ length: 200 }, (_, i) => nc.request("tortmatch.patch.echo", String(i), { timeout: 5_000 })));
       expect(answers.map((m) => m.string())).toEqual(Array.from({ length: 200 }, (_, i) => String(i)));
       expect(built).toBe(0);
