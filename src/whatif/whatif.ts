@@ -11,6 +11,7 @@
  * over the verdict stream, reading each changed input back by sequence.
  */
 import { DeliverPolicy, type JetStreamClient, type JetStreamManager, type JsMsg } from "@nats-io/jetstream";
+import { readDelivery, type DeliveryPosition } from "../ingest/delivery-position.js";
 import { decodeResult } from "../ingest/decode-result.js";
 import { buildVerdict, matchResult } from "../match/match-result.js";
 import type { RuleSnapshot } from "../match/snapshot.js";
@@ -64,8 +65,18 @@ const ACTION_OF = [undefined, ...VERDICT_ACTIONS] as (VerdictAction | undefined)
 /** Messages per pull of the ordered readers. */
 const READ_BATCH = 1_000;
 
-/** Every message of `stream` from `fromSeq` (or `sinceMs`) to `lastSeq`, in order. */
-async function* readStream(js: JetStreamClient, stream: string, lastSeq: number, from: { seq?: number; sinceMs?: number }): AsyncGenerator<JsMsg> {
+/** A message read, with its stream sequence. */
+interface Read {
+  readonly msg: JsMsg;
+  readonly seq: number;
+}
+
+/**
+ * Every message of `stream` from `fromSeq` (or `sinceMs`) to `lastSeq`, in
+ * order, with its sequence read from the ack subject by hand (`msg.info`
+ * would build a whole object per message; used only if the subject is odd).
+ */
+async function* readStream(js: JetStreamClient, stream: string, lastSeq: number, from: { seq?: number; sinceMs?: number }): AsyncGenerator<Read> {
   const opts =
     from.sinceMs !== undefined
       ? { deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(from.sinceMs).toISOString() }
@@ -74,10 +85,16 @@ async function* readStream(js: JetStreamClient, stream: string, lastSeq: number,
   // consume() keeps pulls in flight while messages are handled (fetch would wait for each batch).
   const messages = await consumer.consume({ max_messages: READ_BATCH, expires: 2_000 });
   try {
+    const at: DeliveryPosition = { seq: 0, pending: 0 };
     for await (const m of messages) {
-      if (m.seq > lastSeq) return;
-      yield m;
-      if (m.seq === lastSeq || m.info.pending === 0) return;
+      if (!readDelivery((m as JsMsg & { reply?: string }).reply ?? "", at)) {
+        at.seq = m.info.streamSequence;
+        at.pending = m.info.pending;
+      }
+      const { seq, pending } = at;
+      if (seq > lastSeq) return;
+      yield { msg: m, seq };
+      if (seq === lastSeq || pending === 0) return;
     }
   } finally {
     messages.stop();
@@ -135,8 +152,8 @@ export async function runWhatIf(o: WhatIfOptions): Promise<WhatIfReport> {
   let startSeq = o.fromSeq !== undefined ? Math.max(first, o.fromSeq) : first;
   if (o.sinceMs !== undefined) {
     startSeq = last + 1;
-    for await (const m of readStream(o.js, o.inputStream, last, { sinceMs: o.sinceMs })) {
-      startSeq = m.seq;
+    for await (const { seq } of readStream(o.js, o.inputStream, last, { sinceMs: o.sinceMs })) {
+      startSeq = seq;
       break;
     }
   }
@@ -145,7 +162,7 @@ export async function runWhatIf(o: WhatIfOptions): Promise<WhatIfReport> {
   //    the rules they hit counted for the inputs that will be compared.
   const verdictsInfo = await o.jsm.streams.info(o.verdictStream);
   if (verdictsInfo.state.messages > 0) {
-    for await (const m of readStream(o.js, o.verdictStream, verdictsInfo.state.last_seq, { seq: verdictsInfo.state.first_seq })) {
+    for await (const { msg: m } of readStream(o.js, o.verdictStream, verdictsInfo.state.last_seq, { seq: verdictsInfo.state.first_seq })) {
       // The source from the body (parsed anyway for the rule ids): no header decoding per verdict.
       const v = readVerdict(m.string(), o.inputStream);
       const seq = v.seq;
@@ -166,7 +183,7 @@ export async function runWhatIf(o: WhatIfOptions): Promise<WhatIfReport> {
   const changedBits = o.out ? new Uint8Array(Math.ceil(n / 8)) : null;
   const total = Math.max(0, last - startSeq + 1);
   if (n > 0 && startSeq <= last) {
-    for await (const m of readStream(o.js, o.inputStream, last, { seq: startSeq })) {
+    for await (const { msg: m, seq: inputSeq } of readStream(o.js, o.inputStream, last, { seq: startSeq })) {
       summary.inputs++;
       if (summary.inputs % 1_000 === 0) o.onProgress?.(summary.inputs, total);
       const checked = decodeResult(m.data);
@@ -174,7 +191,7 @@ export async function runWhatIf(o: WhatIfOptions): Promise<WhatIfReport> {
         summary.invalid++;
         continue;
       }
-      const code = actionBySeq[m.seq - first]!;
+      const code = actionBySeq[inputSeq - first]!;
       if (code === 0) {
         summary.noVerdict++;
         continue;
@@ -182,7 +199,7 @@ export async function runWhatIf(o: WhatIfOptions): Promise<WhatIfReport> {
       summary.compared++;
       const after = matchResult(o.candidate, checked.value);
       for (const h of after.hits) count(hitsAfter, h.ruleId);
-      const beforeRule = ruleBySeq[m.seq - first]!;
+      const beforeRule = ruleBySeq[inputSeq - first]!;
       const before = { action: ACTION_OF[code]!, ruleId: Number.isNaN(beforeRule) ? null : beforeRule };
       if (before.action === after.action && before.ruleId === after.ruleId) {
         summary.unchanged++;
@@ -194,9 +211,9 @@ export async function runWhatIf(o: WhatIfOptions): Promise<WhatIfReport> {
       const kept = perTransition.get(key) ?? 0;
       if (kept < (o.samplesPerTransition ?? 3)) {
         perTransition.set(key, kept + 1);
-        samples.push({ seq: m.seq, before, after: { action: after.action, ruleId: after.ruleId } });
+        samples.push({ seq: inputSeq, before, after: { action: after.action, ruleId: after.ruleId } });
       }
-      if (changedBits) changedBits[(m.seq - first) >> 3]! |= 1 << ((m.seq - first) & 7);
+      if (changedBits) changedBits[(inputSeq - first) >> 3]! |= 1 << ((inputSeq - first) & 7);
     }
   }
   o.onProgress?.(summary.inputs, summary.inputs);
@@ -204,7 +221,7 @@ export async function runWhatIf(o: WhatIfOptions): Promise<WhatIfReport> {
   // 3. --out: the changed inputs, with the recorded verdict and the candidate's, in a second pass.
   if (o.out && changedBits && summary.changed > 0) {
     const now = o.now ?? (() => new Date());
-    for await (const m of readStream(o.js, o.verdictStream, verdictsInfo.state.last_seq, { seq: verdictsInfo.state.first_seq })) {
+    for await (const { msg: m } of readStream(o.js, o.verdictStream, verdictsInfo.state.last_seq, { seq: verdictsInfo.state.first_seq })) {
       const seq = readVerdict(m.string(), o.inputStream).seq;
       if (!(seq >= first && seq <= last) || (changedBits[(seq - first) >> 3]! & (1 << ((seq - first) & 7))) === 0) continue;
       changedBits[(seq - first) >> 3]! &= ~(1 << ((seq - first) & 7)); // once, even if two verdicts were recorded
