@@ -167,6 +167,7 @@ export const ruleCacheMachine = setup({
     /** This instance reads MySQL now: it leads, or there is no fleet. */
     readsDatabase: ({ context }) => context.role === "solo" || context.role === "leader",
     isFollower: ({ context }) => context.role === "follower",
+    followerServing: ({ context }) => context.role === "follower" && context.snapshot !== null,
     /** The fleet asks for a version other than the one served, and it has not just failed. */
     needsFetch: ({ context }) => {
       const target = fleetTarget(context);
@@ -308,7 +309,8 @@ export const ruleCacheMachine = setup({
     retrying: {
       always: { guard: "needsFetch", target: "fetching" },
       after: {
-        retryDelay: [{ guard: "hasSnapshot", target: "refreshing" }, { target: "loading" }],
+        // A follower (the leader stepped down meanwhile) leaves refreshes to the new leader.
+        retryDelay: [{ guard: "followerServing", target: "ready" }, { guard: "hasSnapshot", target: "refreshing" }, { target: "loading" }],
       },
       // Kept for after the retry (a full reload asked for must not be lost).
       on: { REFRESH: { actions: "markRefreshPending" } },

@@ -25,6 +25,11 @@ export interface LeaderLease {
   holder(): string | null;
   /** Stop renewing; a leader releases the lease so a successor takes over at once. */
   release(): Promise<void>;
+  /**
+   * A leader that cannot do the leader's work (its database reads keep failing) hands the lease
+   * over and does not take it again for `pauseMs`, so that another instance leads meanwhile.
+   */
+  stepDown(pauseMs: number): Promise<void>;
 }
 
 function parseLease(value: Uint8Array): LeaseValue | null {
@@ -47,6 +52,8 @@ export function startLeaderLease(
   /** When our own lease runs out, as we last wrote it. */
   let ownExpiry = 0;
   let stopped = false;
+  /** Until when this instance does not take the lease (after stepping down). */
+  let benchedUntil = 0;
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> = Promise.resolve();
 
@@ -66,7 +73,7 @@ export function startLeaderLease(
       const current = entry !== null && entry.operation === "PUT" ? parseLease(entry.value) : null;
       lastHolder = current !== null && current.expiresAtMs > t ? current.holder : null;
       const mine = current?.holder === holder && leader;
-      if (current === null || mine || current.expiresAtMs <= t) {
+      if ((current === null || mine || current.expiresAtMs <= t) && t >= benchedUntil) {
         const expiresAtMs = t + leaseMs;
         try {
           if (entry === null) await kv.create(LEADER_KEY, value(expiresAtMs));
@@ -101,21 +108,34 @@ export function startLeaderLease(
     if (!stopped) timer = setTimeout(tick, Math.max(50, Math.floor(leaseMs / 3)));
   });
 
+  /** Mark our lease as run out (expiry 0), if it is still ours. */
+  const handOver = async () => {
+    try {
+      const entry = await kv.get(LEADER_KEY);
+      const current = entry?.operation === "PUT" ? parseLease(entry.value) : null;
+      if (entry !== null && current?.holder === holder) await kv.update(LEADER_KEY, value(0), entry.revision);
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, "fleet lease could not be released; it expires by itself");
+    }
+  };
+
   return {
     isLeader: () => leader,
     holder: () => lastHolder,
+    async stepDown(pauseMs) {
+      if (!leader || stopped) return;
+      benchedUntil = now() + pauseMs;
+      await running.catch(() => {});
+      await handOver();
+      log.warn({ holder, pauseMs }, "stepping down as the fleet's leader: its rule loads keep failing");
+      setRole(false);
+    },
     async release() {
       stopped = true;
       clearTimeout(timer);
       await running.catch(() => {});
       if (!leader) return;
-      try {
-        const entry = await kv.get(LEADER_KEY);
-        const current = entry?.operation === "PUT" ? parseLease(entry.value) : null;
-        if (entry !== null && current?.holder === holder) await kv.update(LEADER_KEY, value(0), entry.revision);
-      } catch (err) {
-        log.warn({ err: (err as Error).message }, "fleet lease could not be released; it expires by itself");
-      }
+      await handOver();
       leader = false;
     },
   };

@@ -391,6 +391,29 @@ describe("rule-cache machine in a fleet", () => {
     expect(h.fetches).toHaveLength(2);
   });
 
+  it("a leader that steps down after failed refreshes leaves them to the new leader: no more loads", async () => {
+    const h = harness({ fleet: true });
+    h.actor.send({ type: "START" });
+    h.actor.send({ type: "FLEET.ROLE", role: "leader" });
+    h.loads[0]!.resolve(snapshotNamed("v1"));
+    await settle();
+    h.publishes[0]!.resolve();
+    await settle();
+    h.actor.send({ type: "REFRESH", reason: "notice" });
+    h.loads[1]!.reject(new Error("ECONNREFUSED"));
+    await settle();
+    expect(h.state()).toBe("retrying");
+    h.actor.send({ type: "FLEET.ROLE", role: "follower" });
+    h.clock.increment(60_000);
+    await settle();
+    expect(h.state()).toBe("ready");
+    expect(h.loads).toHaveLength(2);
+    expect(h.ctx()).toMatchObject({ version: "v1", role: "follower" });
+    // The new leader's announcement is fetched as usual.
+    h.actor.send({ type: "FLEET.CURRENT", version: "v2" });
+    expect(h.state()).toBe("fetching");
+  });
+
   it("a follower that takes the lease over refreshes at once from the snapshot it serves", async () => {
     const h = harness({ fleet: true });
     h.actor.send({ type: "START" });
