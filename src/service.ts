@@ -33,7 +33,7 @@ import { createPublisher } from "./verdict/publish.js";
 import { startExhaustedWorker } from "./verdict/settle-exhausted.js";
 import { createVerdictLookup } from "./verdict/verdict-lookup.js";
 import { startLeaderLease, type LeaderLease } from "./fleet/leader-lease.js";
-import { CURRENT_KEY, openRulesBucket, watchFleetKeys, type Announcement } from "./fleet/rules-bucket.js";
+import { announce, openRulesBucket, watchFleetKeys, type Announcement } from "./fleet/rules-bucket.js";
 import { openSnapshotStore, snapshotRows } from "./fleet/snapshot-store.js";
 import { createFleetView, type FleetInstance } from "./fleet/discover-fleet.js";
 import { TORTMATCH_VERSION } from "./version.js";
@@ -288,9 +288,9 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
             const s = input.snapshot;
             announcement = { version: s.version, object: "", sha256: "", bytes: 0, rows: snapshotRows(s), builtAt: new Date().toISOString(), builtBy: instanceId };
           }
-          // A leader that lost the lease meanwhile leaves the announcing to its successor.
-          if (lease?.isLeader() !== true) throw new Error("the lease was lost before the snapshot was announced");
-          await rulesKv!.put(CURRENT_KEY, JSON.stringify(announcement));
+          // A leader that lost the lease meanwhile leaves the announcing to its successor (see announce()).
+          if (lease === null) throw new Error("no lease: not leading");
+          await announce(rulesKv!, lease, announcement);
           if (stored !== null) throw new Error(`the snapshot could not be stored (announced without it): ${(stored as Error).message}`);
           metrics.rulePublish("ok");
           log.info({ version: announcement.version, bytes: announcement.bytes, ms: Math.round(performance.now() - started) }, "rule snapshot published to the fleet");

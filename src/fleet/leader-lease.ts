@@ -21,6 +21,8 @@ export type FleetRole = "leader" | "follower";
 
 export interface LeaderLease {
   isLeader(): boolean;
+  /** Whether the lease in KV is ours and unexpired now (read from the server, not from the last round). */
+  confirm(): Promise<boolean>;
   /** The holder as last read (null when none or unknown). */
   holder(): string | null;
   /** Stop renewing; a leader releases the lease so a successor takes over at once. */
@@ -122,6 +124,12 @@ export function startLeaderLease(
   return {
     isLeader: () => leader,
     holder: () => lastHolder,
+    async confirm() {
+      if (!leader) return false;
+      const entry = await kv.get(LEADER_KEY);
+      const current = entry?.operation === "PUT" ? parseLease(entry.value) : null;
+      return current?.holder === holder && current.expiresAtMs > now();
+    },
     async stepDown(pauseMs) {
       if (!leader || stopped) return;
       benchedUntil = now() + pauseMs;

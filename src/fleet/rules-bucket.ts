@@ -33,6 +33,18 @@ export async function openRulesBucket(nc: NatsConnection, bucket: string, replic
 
 const decoder = new TextDecoder();
 
+/**
+ * Write `current`, as the leader: the lease is read again from the server first, and the write is a
+ * compare-and-set on the revision read before that, so a former leader that was slow to finish its
+ * publish cannot write an older version over its successor's newer one. Throws when either fails.
+ */
+export async function announce(kv: KV, lease: { confirm(): Promise<boolean> }, announcement: Announcement): Promise<number> {
+  const previous = await kv.get(CURRENT_KEY);
+  if (!(await lease.confirm())) throw new Error("the lease was lost before the snapshot was announced");
+  const body = JSON.stringify(announcement);
+  return previous === null ? kv.create(CURRENT_KEY, body) : kv.update(CURRENT_KEY, body, previous.revision);
+}
+
 /** An announcement from its KV value, or null when it is not one (logged by the caller). */
 export function parseAnnouncement(value: Uint8Array): Announcement | null {
   try {

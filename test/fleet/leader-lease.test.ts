@@ -8,7 +8,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startLeaderLease, type FleetRole, type LeaderLease } from "../../src/fleet/leader-lease.js";
-import { LEADER_KEY, parseAnnouncement, parsePinned } from "../../src/fleet/rules-bucket.js";
+import { announce, LEADER_KEY, parseAnnouncement, parsePinned } from "../../src/fleet/rules-bucket.js";
 import { connectTest, eventually, uniqueNames } from "../support/nats.js";
 
 let nc: NatsConnection;
@@ -109,6 +109,25 @@ describe("leader lease", () => {
       expect(pair.filter((c) => c.lease.isLeader())).toHaveLength(1);
       for (const c of pair) await c.lease.release();
     }
+  });
+});
+
+describe("announcing the current version", () => {
+  const announcement = (version: string) => ({ version, object: version, sha256: "ab", bytes: 1, rows: 1, builtAt: "2026-11-29T00:00:00.000Z", builtBy: "x" });
+  const current = async (kv: KV) => JSON.parse((await kv.get("current"))!.string()).version as string;
+
+  it("writes only while the lease is ours, and never over an announcement written after it looked", async () => {
+    const kv = await bucket();
+    const ours = { confirm: async () => true };
+    await announce(kv, ours, announcement("v1"));
+    await announce(kv, ours, announcement("v2"));
+    expect(await current(kv)).toBe("v2");
+    await expect(announce(kv, { confirm: async () => false }, announcement("v3"))).rejects.toThrow(/lease was lost/);
+    expect(await current(kv)).toBe("v2");
+    // A successor announces v4 while this (slow, former) leader is between its look and its write.
+    const slow = { confirm: async () => (await kv.put("current", JSON.stringify(announcement("v4"))), true) };
+    await expect(announce(kv, slow, announcement("v3"))).rejects.toThrow();
+    expect(await current(kv)).toBe("v4");
   });
 });
 
