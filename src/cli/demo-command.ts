@@ -2,7 +2,7 @@
  * `tortmatch demo`: the live service on seeded data, ending by itself.
  * Seeds the rule tables, publishes a burst of results before the rule cache
  * is ready, starts the service, shows progress while it drains the burst,
- * and prints a summary. Uses streams and a bucket of its own (removed at the end).
+ * and prints a summary. Uses streams and buckets of its own (removed at the end).
  */
 import { jetstreamManager } from "@nats-io/jetstream";
 import { Presets, SingleBar } from "cli-progress";
@@ -39,6 +39,9 @@ export async function demoCommand(opts: DemoOptions): Promise<void> {
     TORT_CONFIG_BUCKET: `demo_config_${id}`,
     TORT_EXHAUSTED_STREAM: `DEMO_EXHAUSTED_${id}`,
     TORT_EXPLAIN_SUBJECT: `demo${id}.tort.explain`,
+    // A fleet of its own: the demo must never lead, or follow, a real fleet on the same NATS.
+    TORT_RULES_BUCKET: `demo_rules_${id}`,
+    TORT_SNAPSHOT_BUCKET: `demo_snapshots_${id}`,
   };
   const config = loadConfig(env);
   // Only errors while the progress bar draws; what the log would say is in the summary.
@@ -96,7 +99,8 @@ export async function demoCommand(opts: DemoOptions): Promise<void> {
   const doneAt = performance.now();
   const cache = service.actor.system.get("ruleCache").getSnapshot().context;
   const failure = await app.close();
-  for (const s of [...createdBy(config).streams, `KV_${config.TORT_CONFIG_BUCKET}`]) {
+  const created = createdBy(config);
+  for (const s of [...created.streams, ...created.buckets.map((b) => b.stream)]) {
     await jsm.streams.delete(s).catch(() => {});
   }
   await producer.drain();
