@@ -392,9 +392,20 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
       }),
       explainEndpoint: fromCallback(() => {
         // One instance of the queue group answers each request, with the snapshot it serves.
+        // The service's own metadata is frozen by the framework; the endpoint's is read when an INFO is
+        // answered, so its getters make `$SRV.INFO` carry the live state too (as the stats do).
+        const live = (read: (s: InstanceStats) => string | number | null) => String(read(instanceStats()) ?? "");
+        const metadata = {
+          get version() { return live((s) => s.version); },
+          get state() { return live((s) => s.state); },
+          get role() { return live((s) => s.role); },
+          get in_flight() { return live((s) => s.inFlight); },
+          get limit() { return live((s) => s.limit); },
+        } as unknown as Record<string, string>;
         const endpoint = svc.addEndpoint("explain", {
           subject: c.TORT_EXPLAIN_SUBJECT,
           queue: c.TORT_CONSUMER,
+          metadata,
           handler: (_err, msg) => {
             if (msg.reply) msg.respond(JSON.stringify(explainRequest(snapshot$.value, msg.data)));
           },

@@ -140,6 +140,13 @@ describe("a fleet of six", () => {
     const fleet = JSON.parse(listed.stdout) as { id: string; version: string; state: string; role: string }[];
     expect(fleet.map((f) => f.id).sort()).toEqual(all.map((s) => s.fleet.instanceId).sort());
     expect(fleet.every((f) => f.version === firstVersion && f.state === "ready")).toBe(true);
+    // The service framework's INFO carries the live state as well (the explain endpoint's metadata).
+    const { Svcm } = await import("@nats-io/services");
+    const infos: { id: string; endpoints: { name: string; metadata?: Record<string, string> }[] }[] = [];
+    for await (const i of await new Svcm(nc).client({ strategy: "stall", maxWait: 2_000 }).info("tortmatch")) infos.push(i);
+    const ours = infos.filter((i) => all.some((s) => s.fleet.instanceId === i.id));
+    expect(ours).toHaveLength(6);
+    for (const i of ours) expect(i.endpoints[0]!.metadata).toMatchObject({ version: firstVersion, state: "ready", limit: "64" });
     const table = await runCli(["fleet"], env);
     expect(table.stdout.split("\n")[0]).toMatch(/^ID\s+ROLE\s+STATE\s+VERSION/);
     expect(table.stdout.trim().split("\n")).toHaveLength(7);
