@@ -309,7 +309,7 @@ export const ruleCacheMachine = setup({
     retrying: {
       always: { guard: "needsFetch", target: "fetching" },
       after: {
-        // A follower (the leader stepped down meanwhile) leaves refreshes to the new leader.
+        // A follower (the lease was lost meanwhile) leaves refreshes to the new leader.
         retryDelay: [{ guard: "followerServing", target: "ready" }, { guard: "hasSnapshot", target: "refreshing" }, { target: "loading" }],
       },
       // Kept for after the retry (a full reload asked for must not be lost).

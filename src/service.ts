@@ -40,8 +40,6 @@ import { TORTMATCH_VERSION } from "./version.js";
 
 /** Verdict publishes on the final delivery, at most (each bounded by TORT_PUBLISH_TIMEOUT_MS). */
 export const FINAL_PUBLISH_ATTEMPTS = 3;
-/** Failed rule loads in a row after which the fleet's leader hands the lease over (another instance may reach MySQL). */
-export const LEADER_FAILED_LOADS = 3;
 /** Most verdict headers one lookup for late redeliveries reads (about a minute's work at worst). */
 export const VERDICT_LOOKUP_MAX_SCAN = 2_000_000;
 
@@ -470,8 +468,6 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
         giveBack$.next();
         log.warn({ attempt: ctx.attempt }, "first rule load failed: waiting messages handed back, pulling nothing until rules are loaded");
       }
-      // A leader whose loads keep failing lets another instance lead for a while (three leases): it may reach MySQL.
-      if (ctx.role === "leader" && ctx.attempt % LEADER_FAILED_LOADS === 0) void lease?.stepDown(3 * c.TORT_LEASE_MS);
     }
     lastAttempt = ctx.attempt;
     if (state !== cacheState) {

@@ -27,11 +27,6 @@ export interface LeaderLease {
   holder(): string | null;
   /** Stop renewing; a leader releases the lease so a successor takes over at once. */
   release(): Promise<void>;
-  /**
-   * A leader that cannot do the leader's work (its database reads keep failing) hands the lease
-   * over and does not take it again for `pauseMs`, so that another instance leads meanwhile.
-   */
-  stepDown(pauseMs: number): Promise<void>;
 }
 
 function parseLease(value: Uint8Array): LeaseValue | null {
@@ -54,8 +49,6 @@ export function startLeaderLease(
   /** When our own lease runs out, as we last wrote it. */
   let ownExpiry = 0;
   let stopped = false;
-  /** Until when this instance does not take the lease (after stepping down). */
-  let benchedUntil = 0;
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> = Promise.resolve();
 
@@ -75,7 +68,7 @@ export function startLeaderLease(
       const current = entry !== null && entry.operation === "PUT" ? parseLease(entry.value) : null;
       lastHolder = current !== null && current.expiresAtMs > t ? current.holder : null;
       const mine = current?.holder === holder && leader;
-      if ((current === null || mine || current.expiresAtMs <= t) && t >= benchedUntil) {
+      if (current === null || mine || current.expiresAtMs <= t) {
         const expiresAtMs = t + leaseMs;
         try {
           if (entry === null) await kv.create(LEADER_KEY, value(expiresAtMs));
@@ -130,14 +123,7 @@ export function startLeaderLease(
       const current = entry?.operation === "PUT" ? parseLease(entry.value) : null;
       return current?.holder === holder && current.expiresAtMs > now();
     },
-    async stepDown(pauseMs) {
-      if (!leader || stopped) return;
-      benchedUntil = now() + pauseMs;
-      await running.catch(() => {});
-      await handOver();
-      log.warn({ holder, pauseMs }, "stepping down as the fleet's leader: its rule loads keep failing");
-      setRole(false);
-    },
+
     async release() {
       stopped = true;
       clearTimeout(timer);

@@ -391,7 +391,7 @@ describe("rule-cache machine in a fleet", () => {
     expect(h.fetches).toHaveLength(2);
   });
 
-  it("a leader that steps down after failed refreshes leaves them to the new leader: no more loads", async () => {
+  it("a leader that loses the lease while its refresh is retried leaves refreshes to the new leader: no more loads", async () => {
     const h = harness({ fleet: true });
     h.actor.send({ type: "START" });
     h.actor.send({ type: "FLEET.ROLE", role: "leader" });
