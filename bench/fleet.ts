@@ -67,10 +67,10 @@ const ONE_LOAD = Number(tableRows.n);
     t.decode.push(performance.now() - s);
     await objects.delete(snapshot.version).catch(() => {}); // the store keeps a version it already has
     s = performance.now();
-    await store.put(snapshot, "bench"); // encodes again, then puts
+    await store.put(snapshot, "bench", "bench"); // encodes again, then puts
     t.put.push(performance.now() - s);
     s = performance.now();
-    await store.get(snapshot.version); // gets, checks and decodes
+    await store.get(snapshot.version, "bench"); // gets, checks and decodes
     t.get.push(performance.now() - s);
   }
   await database.close();

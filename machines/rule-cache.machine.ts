@@ -48,7 +48,9 @@ export type RuleCacheRole = "solo" | "pending" | "leader" | "follower";
 export type FleetEvent =
   | { type: "FLEET.ROLE"; role: "leader" | "follower" }
   | { type: "FLEET.CURRENT"; version: string | null }
-  | { type: "FLEET.PINNED"; version: string | null };
+  | { type: "FLEET.PINNED"; version: string | null }
+  /** The fleet's bucket holds another deployment's rules: work alone from now on (read MySQL, refresh, never fetch). */
+  | { type: "FLEET.ISOLATE" };
 
 export interface RuleCacheContext extends RuleCacheInput {
   readonly snapshot: RuleSnapshot | null;
@@ -250,6 +252,7 @@ export const ruleCacheMachine = setup({
     "FLEET.ROLE": { actions: "setRole" },
     "FLEET.CURRENT": { actions: "setAnnounced" },
     "FLEET.PINNED": { actions: "setPinned" },
+    "FLEET.ISOLATE": { actions: assign({ role: "solo" as const, announced: null, pinned: null }) },
   },
   states: {
     idle: {

@@ -33,7 +33,7 @@ import { createPublisher } from "./verdict/publish.js";
 import { startExhaustedWorker } from "./verdict/settle-exhausted.js";
 import { createVerdictLookup } from "./verdict/verdict-lookup.js";
 import { startLeaderLease, type LeaderLease } from "./fleet/leader-lease.js";
-import { announce, openRulesBucket, watchFleetKeys, type Announcement } from "./fleet/rules-bucket.js";
+import { announce, databaseIdentity, openRulesBucket, watchFleetKeys, type Announcement } from "./fleet/rules-bucket.js";
 import { openSnapshotStore, snapshotRows } from "./fleet/snapshot-store.js";
 import { createFleetView, type FleetInstance } from "./fleet/discover-fleet.js";
 import { TORTMATCH_VERSION } from "./version.js";
@@ -159,6 +159,8 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
   const exhaustedConsumer = await js.consumers.get(c.TORT_EXHAUSTED_STREAM, c.TORT_CONSUMER);
   const kv = await new Kvm(nc).create(c.TORT_CONFIG_BUCKET, { replicas: c.TORT_STREAM_REPLICAS });
   const fleetOn = c.TORT_FLEET === "on";
+  /** The rule tables this instance serves, as announcements name them. */
+  const databaseId = databaseIdentity(c.DATABASE_URL);
   const rulesKv = fleetOn ? await openRulesBucket(nc, c.TORT_RULES_BUCKET, c.TORT_STREAM_REPLICAS) : null;
   const snapshotStore = fleetOn
     ? await openSnapshotStore(nc, c.TORT_SNAPSHOT_BUCKET, { replicas: c.TORT_STREAM_REPLICAS, maxSnapshotBytes: c.TORT_SNAPSHOT_MAX_MB * 2 ** 20 })
@@ -262,7 +264,7 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
       fetchSnapshot: fromPromise<RuleSnapshot, { version: string }>(async ({ input }) => {
         const started = performance.now();
         try {
-          const snapshot = await snapshotStore!.get(input.version);
+          const snapshot = await snapshotStore!.get(input.version, databaseId);
           if (snapshot.version !== input.version) throw new Error(`the object named ${input.version} holds rules version ${snapshot.version}`);
           metrics.ruleFetch("ok");
           log.info({ version: input.version, ms: Math.round(performance.now() - started) }, "rule snapshot fetched from the fleet");
@@ -279,12 +281,12 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
           let announcement: Announcement;
           let stored: unknown = null;
           try {
-            announcement = await snapshotStore!.put(input.snapshot, instanceId);
+            announcement = await snapshotStore!.put(input.snapshot, instanceId, databaseId);
           } catch (err) {
             // Announced all the same: the followers learn that the rules changed, fail to fetch them, and read the tables.
             stored = err;
             const s = input.snapshot;
-            announcement = { version: s.version, object: "", sha256: "", bytes: 0, rows: snapshotRows(s), builtAt: new Date().toISOString(), builtBy: instanceId };
+            announcement = { version: s.version, object: "", sha256: "", bytes: 0, rows: snapshotRows(s), builtAt: new Date().toISOString(), builtBy: instanceId, database: databaseId };
           }
           // A leader that lost the lease meanwhile leaves the announcing to its successor (see announce()).
           if (lease === null) throw new Error("no lease: not leading");
@@ -308,7 +310,20 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
         const watch = watchFleetKeys(
           rulesKv,
           {
-            current: (a) => sendBack({ type: "FLEET.CURRENT", version: a?.version ?? null }),
+            current: (a) => {
+              if (a !== null && a.database !== databaseId) {
+                // Another deployment's rules in our bucket: never served. This instance works alone from
+                // now on (reads its own tables, refreshes itself) and stops contending for the lease.
+                log.error(
+                  { version: a.version, builtBy: a.builtBy, theirDatabase: a.database, ourDatabase: databaseId, bucket: c.TORT_RULES_BUCKET },
+                  "a rules announcement from other rule tables (another deployment shares this bucket): this instance leaves the fleet and reads its own tables; give each deployment its own TORT_RULES_BUCKET and TORT_SNAPSHOT_BUCKET",
+                );
+                void held.release();
+                sendBack({ type: "FLEET.ISOLATE" });
+                return;
+              }
+              sendBack({ type: "FLEET.CURRENT", version: a?.version ?? null });
+            },
             pinned: (version) => {
               log.info({ pinned: version }, version === null ? "no rules version pinned" : "rules version pinned for the fleet");
               sendBack({ type: "FLEET.PINNED", version });

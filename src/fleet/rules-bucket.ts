@@ -4,6 +4,7 @@
  * version every instance serves while it exists.
  */
 import { Kvm, type KV } from "@nats-io/kv";
+import { createHash } from "node:crypto";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { Logger } from "pino";
 import { watchKv } from "../ingest/watch-kv.js";
@@ -24,6 +25,24 @@ export interface Announcement {
   readonly rows: number;
   readonly builtAt: string;
   readonly builtBy: string;
+  /** Which rule tables it was read from (`databaseIdentity`): an instance serves only its own database's rules. */
+  readonly database: string;
+}
+
+/**
+ * A short, secret-free name of the rule tables a DATABASE_URL points at (host, port and database,
+ * hashed): two deployments that share a NATS but not a database, and forgot to give each its own
+ * TORT_RULES_BUCKET, must never serve each other's rules.
+ */
+export function databaseIdentity(url: string): string {
+  let where = url;
+  try {
+    const u = new URL(url);
+    where = `${u.hostname.toLowerCase()}:${u.port || "3306"}${u.pathname}`;
+  } catch {
+    // an unparseable URL is its own identity
+  }
+  return createHash("sha256").update(where).digest("hex").slice(0, 16);
 }
 
 export async function openRulesBucket(nc: NatsConnection, bucket: string, replicas: number): Promise<KV> {
@@ -49,7 +68,7 @@ export async function announce(kv: KV, lease: { confirm(): Promise<boolean> }, a
 export function parseAnnouncement(value: Uint8Array): Announcement | null {
   try {
     const a = JSON.parse(decoder.decode(value)) as Partial<Announcement>;
-    if (typeof a?.version !== "string" || a.version === "" || typeof a.object !== "string" || typeof a.sha256 !== "string") return null;
+    if (typeof a?.version !== "string" || a.version === "" || typeof a.object !== "string" || typeof a.sha256 !== "string" || typeof a.database !== "string") return null;
     return a as Announcement;
   } catch {
     return null;

@@ -23,10 +23,10 @@ export interface RetainedVersion {
 }
 
 export interface SnapshotStore {
-  /** Encode and put a snapshot; resolves with its announcement (not yet announced). */
-  put(snapshot: RuleSnapshot, builtBy: string): Promise<Announcement>;
-  /** Get, check and decode a version; a missing or corrupt object is an error that says which. */
-  get(version: string): Promise<RuleSnapshot>;
+  /** Encode and put a snapshot read from `database` (its identity); resolves with its announcement (not yet announced). */
+  put(snapshot: RuleSnapshot, builtBy: string, database: string): Promise<Announcement>;
+  /** Get, check and decode a version read from `database`; a missing, foreign or corrupt object is an error that says which. */
+  get(version: string, database: string): Promise<RuleSnapshot>;
   /** Retained versions, newest first. */
   list(): Promise<RetainedVersion[]>;
   /** Delete all but the newest `keep` versions, never those in `protect`; resolves with the deleted. */
@@ -58,18 +58,18 @@ export async function openSnapshotStore(
       .map((i) => ({ info: i, v: retained(i) }))
       .sort((a, b) => (a.v.builtAt < b.v.builtAt ? 1 : a.v.builtAt > b.v.builtAt ? -1 : 0));
   return {
-    async put(snapshot, builtBy) {
+    async put(snapshot, builtBy, database) {
       // A version already stored is the same rows: announce it as it is (re-putting would pull it from under a reader).
       const existing = await os.info(snapshot.version);
-      if (existing !== null && !existing.deleted && existing.metadata?.sha256 !== undefined) {
+      if (existing !== null && !existing.deleted && existing.metadata?.sha256 !== undefined && existing.metadata.database === database) {
         const v = retained(existing);
-        return { version: v.version, object: existing.name, sha256: existing.metadata.sha256, bytes: v.bytes, rows: v.rows, builtAt: v.builtAt, builtBy: v.builtBy };
+        return { version: v.version, object: existing.name, sha256: existing.metadata.sha256, bytes: v.bytes, rows: v.rows, builtAt: v.builtAt, builtBy: v.builtBy, database };
       }
       const bytes = encodeSnapshot(snapshot, { level: 1 });
       const header = readSnapshotHeader(bytes);
       const rows = snapshotRows(snapshot);
       const builtAt = new Date().toISOString();
-      const meta = { name: snapshot.version, description: `tortmatch rules ${snapshot.version}`, metadata: { version: snapshot.version, rows: String(rows), builtAt, builtBy, sha256: header.sha256 } };
+      const meta = { name: snapshot.version, description: `tortmatch rules ${snapshot.version}`, metadata: { version: snapshot.version, rows: String(rows), builtAt, builtBy, sha256: header.sha256, database } };
       try {
         await os.putBlob(meta, bytes);
       } catch {
@@ -77,9 +77,13 @@ export async function openSnapshotStore(
         os = await open();
         await os.putBlob(meta, bytes);
       }
-      return { version: snapshot.version, object: snapshot.version, sha256: header.sha256, bytes: bytes.length, rows, builtAt, builtBy };
+      return { version: snapshot.version, object: snapshot.version, sha256: header.sha256, bytes: bytes.length, rows, builtAt, builtBy, database };
     },
-    async get(version) {
+    async get(version, database) {
+      const info = await os.info(version);
+      if (info !== null && !info.deleted && info.metadata?.database !== database) {
+        throw new SnapshotFormatError(`rules version ${version} in the snapshot store was read from other rule tables (database ${info.metadata?.database ?? "unknown"}, not ${database})`);
+      }
       const bytes = await os.getBlob(version);
       if (bytes === null) throw new SnapshotFormatError(`rules version ${version} is not in the snapshot store`);
       // The encoded form inflates to far less than the snapshot's memory: the budget bounds both.

@@ -16,6 +16,7 @@ import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Config } from "../../src/config.js";
 import { encodeSnapshot } from "../../src/fleet/snapshot-codec.js";
+import { databaseIdentity } from "../../src/fleet/rules-bucket.js";
 import { replayResults } from "../../src/replay/replay-results.js";
 import { createRuleLoader } from "../../src/rules/load-rules.js";
 import { runCli, spawnService, type SpawnedService } from "../support/cli.js";
@@ -236,6 +237,23 @@ describe("a fleet of six", () => {
     expect(metricValue(await (await fetch(`${six[0]!.url}/metrics`)).text(), "tortmatch_rules_pinned")).toBe(0);
   });
 
+  it("an instance of another deployment (other rule tables) on the same buckets never serves the fleet's rules: it works alone", async () => {
+    const other = await seededDatabase();
+    try {
+      const stranger = await launch({ ...env, DATABASE_URL: other.url, TORT_LEADER_WAIT_MS: "1000" });
+      const own = (await createRuleLoader(other.database).loadFull()).version;
+      await eventually(allServe([stranger], own), "the stranger ready on its own tables' version", 60_000, 100);
+      const s = (await statusOf(stranger))!;
+      expect(s.fleet).toMatchObject({ role: "solo", source: "database" });
+      expect(stranger.svc.log()).toContain("another deployment shares this bucket");
+      // The fleet is untouched.
+      expect(await allServe(six, secondVersion)()).toBe(secondVersion);
+      expect(await stop([stranger])).toEqual([0]);
+    } finally {
+      await other.drop();
+    }
+  });
+
   it("with the snapshot bucket deleted, or an object corrupt, a new instance reads the database itself, once", async () => {
     const jsm = await jetstreamManager(nc);
     await jsm.streams.delete(`OBJ_${env.TORT_SNAPSHOT_BUCKET}`);
@@ -250,7 +268,7 @@ describe("a fleet of six", () => {
     const os = await new Objm(nc).create(env.TORT_SNAPSHOT_BUCKET!);
     const bytes = encodeSnapshot(await createRuleLoader(db.database).loadFull());
     bytes[bytes.length - 10] = bytes[bytes.length - 10]! ^ 0xff;
-    await os.putBlob({ name: secondVersion }, bytes);
+    await os.putBlob({ name: secondVersion, metadata: { database: databaseIdentity(db.url) } }, bytes);
     const eighth = await launch(env);
     await eventually(allServe([eighth, six[0]!], secondVersion), "the next instance ready on the current version", 60_000, 100);
     expect((await statusOf(eighth))!.fleet.source).toBe("database");

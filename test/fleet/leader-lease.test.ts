@@ -95,7 +95,7 @@ describe("leader lease", () => {
 });
 
 describe("announcing the current version", () => {
-  const announcement = (version: string) => ({ version, object: version, sha256: "ab", bytes: 1, rows: 1, builtAt: "2026-11-29T00:00:00.000Z", builtBy: "x" });
+  const announcement = (version: string) => ({ version, object: version, sha256: "ab", bytes: 1, rows: 1, builtAt: "2026-11-29T00:00:00.000Z", builtBy: "x", database: "d" });
   const current = async (kv: KV) => JSON.parse((await kv.get("current"))!.string()).version as string;
 
   it("writes only while the lease is ours, and never over an announcement written after it looked", async () => {
@@ -122,7 +122,8 @@ describe("rules bucket values", () => {
     expect(parsePinned(enc('{"nope":1}'))).toBeNull();
   });
   it("refuses an announcement without version, object and checksum", () => {
-    expect(parseAnnouncement(enc('{"version":"v","object":"v","sha256":"ab"}'))).toMatchObject({ version: "v" });
+    expect(parseAnnouncement(enc('{"version":"v","object":"v","sha256":"ab","database":"d"}'))).toMatchObject({ version: "v" });
+    expect(parseAnnouncement(enc('{"version":"v","object":"v","sha256":"ab"}'))).toBeNull();
     expect(parseAnnouncement(enc('{"version":"","object":"v","sha256":"ab"}'))).toBeNull();
     expect(parseAnnouncement(enc('{"version":"v"}'))).toBeNull();
     expect(parseAnnouncement(enc("v1"))).toBeNull();

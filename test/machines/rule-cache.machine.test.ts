@@ -414,6 +414,23 @@ describe("rule-cache machine in a fleet", () => {
     expect(h.state()).toBe("fetching");
   });
 
+  it("isolated (another deployment's rules in the bucket), a follower reads and refreshes by itself and ignores the fleet", async () => {
+    const h = harness({ fleet: true });
+    h.actor.send({ type: "START" });
+    h.actor.send({ type: "FLEET.ROLE", role: "follower" });
+    h.actor.send({ type: "FLEET.ISOLATE" });
+    expect(h.state()).toBe("loading");
+    h.loads[0]!.resolve(snapshotNamed("own"));
+    await settle();
+    h.actor.send({ type: "FLEET.CURRENT", version: "theirs" });
+    h.actor.send({ type: "FLEET.ROLE", role: "follower" });
+    expect(h.state()).toBe("ready");
+    expect(h.ctx()).toMatchObject({ role: "solo", announced: null, version: "own" });
+    h.actor.send({ type: "REFRESH", reason: "notice" });
+    expect(h.state()).toBe("refreshing");
+    expect(h.fetches).toHaveLength(0);
+  });
+
   it("a follower that takes the lease over refreshes at once from the snapshot it serves", async () => {
     const h = harness({ fleet: true });
     h.actor.send({ type: "START" });
