@@ -35,30 +35,13 @@ import { createVerdictLookup } from "./verdict/verdict-lookup.js";
 import { startLeaderLease, type LeaderLease } from "./fleet/leader-lease.js";
 import { announce, databaseIdentity, openRulesBucket, watchFleetKeys, type Announcement } from "./fleet/rules-bucket.js";
 import { openSnapshotStore, snapshotRows } from "./fleet/snapshot-store.js";
-import { createFleetView, type FleetInstance } from "./fleet/discover-fleet.js";
+import { createFleetView, SERVICE_NAME, type FleetInstance, type InstanceStats } from "./fleet/discover-fleet.js";
 import { TORTMATCH_VERSION } from "./version.js";
 
 /** Verdict publishes on the final delivery, at most (each bounded by TORT_PUBLISH_TIMEOUT_MS). */
 export const FINAL_PUBLISH_ATTEMPTS = 3;
 /** Most verdict headers one lookup for late redeliveries reads (about a minute's work at worst). */
 export const VERDICT_LOOKUP_MAX_SCAN = 2_000_000;
-
-/** The NATS service every instance registers (spec section 9): `tortmatch fleet` lists them. */
-export const SERVICE_NAME = "tortmatch";
-
-/** What each instance's service stats carry (`tortmatch fleet`). */
-export interface InstanceStats {
-  readonly version: string | null;
-  readonly state: string;
-  readonly role: string;
-  readonly source: string | null;
-  readonly current: string | null;
-  readonly pinned: string | null;
-  readonly inFlight: number;
-  readonly limit: number;
-  readonly loads: number;
-  readonly fetches: number;
-}
 
 /** The answer to a `tort.explain` request: the result's explanation with the snapshot in service, or why there is none. */
 export function explainRequest(snapshot: RuleSnapshot | null, data: Uint8Array) {

@@ -3,10 +3,25 @@
  * (`$SRV.STATS.tortmatch`): each answers with the stats its explain endpoint
  * carries (rules version served, rule-cache state, in flight, limit).
  */
-import type { NatsConnection } from "@nats-io/nats-core";
-import { errors } from "@nats-io/nats-core";
+import { errors, type NatsConnection } from "@nats-io/nats-core";
 import { Svcm } from "@nats-io/services";
-import { SERVICE_NAME, type InstanceStats } from "../service.js";
+
+/** The NATS service every instance registers (spec section 9): `tortmatch fleet` lists them. */
+export const SERVICE_NAME = "tortmatch";
+
+/** What each instance's service stats carry (`tortmatch fleet`). */
+export interface InstanceStats {
+  readonly version: string | null;
+  readonly state: string;
+  readonly role: string;
+  readonly source: string | null;
+  readonly current: string | null;
+  readonly pinned: string | null;
+  readonly inFlight: number;
+  readonly limit: number;
+  readonly loads: number;
+  readonly fetches: number;
+}
 
 /** One running instance, as `tortmatch fleet --json` prints it. */
 export interface FleetInstance extends InstanceStats {
