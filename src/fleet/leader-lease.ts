@@ -59,13 +59,17 @@ export function startLeaderLease(
     options.onRole(next ? "leader" : "follower");
   };
   const value = (expiresAtMs: number) => JSON.stringify({ holder, expiresAtMs } satisfies LeaseValue);
+  /** The lease key's entry (for its revision) and the lease it holds, if it holds one. */
+  const readLease = async () => {
+    const entry = await kv.get(LEADER_KEY);
+    return { entry, current: entry !== null && entry.operation === "PUT" ? parseLease(entry.value) : null };
+  };
 
   /** One round: renew, take over, or follow. Every write is a compare-and-set on the revision read. */
   const step = async () => {
     const t = now();
     try {
-      const entry = await kv.get(LEADER_KEY);
-      const current = entry !== null && entry.operation === "PUT" ? parseLease(entry.value) : null;
+      const { entry, current } = await readLease();
       lastHolder = current !== null && current.expiresAtMs > t ? current.holder : null;
       const mine = current?.holder === holder && leader;
       if (current === null || mine || current.expiresAtMs <= t) {
@@ -106,8 +110,7 @@ export function startLeaderLease(
   /** Mark our lease as run out (expiry 0), if it is still ours. */
   const handOver = async () => {
     try {
-      const entry = await kv.get(LEADER_KEY);
-      const current = entry?.operation === "PUT" ? parseLease(entry.value) : null;
+      const { entry, current } = await readLease();
       if (entry !== null && current?.holder === holder) await kv.update(LEADER_KEY, value(0), entry.revision);
     } catch (err) {
       log.warn({ err: (err as Error).message }, "fleet lease could not be released; it expires by itself");
@@ -119,11 +122,9 @@ export function startLeaderLease(
     holder: () => lastHolder,
     async confirm() {
       if (!leader) return false;
-      const entry = await kv.get(LEADER_KEY);
-      const current = entry?.operation === "PUT" ? parseLease(entry.value) : null;
+      const { current } = await readLease();
       return current?.holder === holder && current.expiresAtMs > now();
     },
-
     async release() {
       stopped = true;
       clearTimeout(timer);
