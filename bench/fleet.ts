@@ -14,11 +14,12 @@ import { Objm } from "@nats-io/obj";
 import { connect } from "@nats-io/transport-node";
 import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { randomBytes } from "node:crypto";
-import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
 import mysql from "mysql2/promise";
 import { benchDatabaseUrl, median } from "./support.js";
+import { loadConfig } from "../src/config.js";
+import { freePort } from "../test/support/nats-server.js";
+import { removeTopology, uniqueNames } from "../test/support/nats.js";
 import { decodeSnapshot, encodeSnapshot } from "../src/fleet/snapshot-codec.js";
 import { openSnapshotStore } from "../src/fleet/snapshot-store.js";
 import { openRuleDatabase } from "../src/rules/database.js";
@@ -49,7 +50,7 @@ const ONE_LOAD = Number(tableRows.n);
 {
   const database = openRuleDatabase({ url: benchDatabaseUrl, connectionLimit: 2 });
   const loader = createRuleLoader(database);
-  const bucket = `bench_codec_${randomBytes(4).toString("hex")}`;
+  const bucket = uniqueNames().TORT_SNAPSHOT_BUCKET!;
   const store = await openSnapshotStore(nc, bucket, { replicas: 1 });
   const objects = await new Objm(nc).open(bucket);
   const t = { load: [] as number[], encode: [] as number[], decode: [] as number[], put: [] as number[], get: [] as number[] };
@@ -82,14 +83,6 @@ const ONE_LOAD = Number(tableRows.n);
   );
 }
 
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-
 /** Peak resident set of a live process, bytes (Linux VmHWM). */
 function peakRss(pid: number): number {
   const m = readFileSync(`/proc/${pid}/status`, "utf8").match(/^VmHWM:\s+(\d+) kB/m);
@@ -113,22 +106,8 @@ interface Round {
 }
 
 async function startFleet(k: number, fleet: boolean): Promise<Round> {
-  const id = randomBytes(4).toString("hex");
-  const names = {
-    TORT_INPUT_STREAM: `B_IN_${id}`,
-    TORT_INPUT_SUBJECTS: `b${id}.results.>`,
-    TORT_CONSUMER: `bench_${id}`,
-    TORT_VERDICT_STREAM: `B_V_${id}`,
-    TORT_VERDICT_SUBJECT_PREFIX: `b${id}.verdicts`,
-    TORT_DEADLETTER_STREAM: `B_DL_${id}`,
-    TORT_DEADLETTER_SUBJECT: `b${id}.deadletter`,
-    TORT_RULES_CHANGED_SUBJECT: `b${id}.rules.changed`,
-    TORT_CONFIG_BUCKET: `bcfg_${id}`,
-    TORT_EXHAUSTED_STREAM: `B_EXH_${id}`,
-    TORT_EXPLAIN_SUBJECT: `b${id}.explain`,
-    TORT_RULES_BUCKET: `brules_${id}`,
-    TORT_SNAPSHOT_BUCKET: `bsnaps_${id}`,
-  };
+  // Names of its own, as every test and benchmark uses (test/support): streams, consumer, buckets.
+  const names = uniqueNames();
   const ports = await Promise.all(Array.from({ length: k }, freePort));
   const before = await rowsReadNow();
   const started = performance.now();
@@ -162,9 +141,7 @@ async function startFleet(k: number, fleet: boolean): Promise<Round> {
         }),
     ),
   );
-  for (const stream of [names.TORT_INPUT_STREAM, names.TORT_VERDICT_STREAM, names.TORT_DEADLETTER_STREAM, names.TORT_EXHAUSTED_STREAM, `KV_${names.TORT_CONFIG_BUCKET}`, `KV_${names.TORT_RULES_BUCKET}`, `OBJ_${names.TORT_SNAPSHOT_BUCKET}`]) {
-    await jsm.streams.delete(stream).catch(() => {});
-  }
+  await removeTopology(nc, loadConfig({ ...names, DATABASE_URL: benchDatabaseUrl }));
   return { rowsRead, readyMs: Math.max(...readyAt), rulesMs: Math.max(...readyAt.map((r, i) => r - aliveAt[i]!)), peakRssBytes: Math.max(...peaks) };
 }
 
