@@ -12,19 +12,17 @@
 import { Objm } from "@nats-io/obj";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
-import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Config } from "../../src/config.js";
 import { encodeSnapshot } from "../../src/fleet/snapshot-codec.js";
 import { databaseIdentity } from "../../src/fleet/rules-bucket.js";
-import { replayResults } from "../../src/replay/replay-results.js";
 import { createRuleLoader } from "../../src/rules/load-rules.js";
 import { runCli, spawnService, type SpawnedService } from "../support/cli.js";
 import type { TestDatabase } from "../support/database.js";
 import { metricValue } from "../support/metrics.js";
 import { freePort } from "../support/nats-server.js";
 import { connectTest, eventually, publishInputs, readVerdicts, removeTopology, testConfig, uniqueNames } from "../support/nats.js";
-import { resultLines, seededDatabase } from "../support/service.js";
+import { replayLines, resultLines, seededDatabase } from "../support/service.js";
 import { createTcpProxy, type TcpProxy } from "../support/tcp-proxy.js";
 
 /** The seeded rules of the README: 5,000 rules and 180,000 properties. */
@@ -155,17 +153,8 @@ describe("a fleet of six", () => {
     // Every verdict, whichever instance made it, is the replay's.
     const reference = await createRuleLoader(db.database).loadFull();
     expect(reference.version).toBe(firstVersion);
-    const replayed: Record<string, unknown>[] = [];
-    const invalid: number[] = [];
-    await replayResults({
-      snapshot: reference,
-      lines: (async function* () {
-        yield* lines;
-      })(),
-      out: new Writable({ write: (chunk, _enc, done) => (replayed.push(JSON.parse(String(chunk))), done()) }),
-      onInvalid: (n) => invalid.push(n),
-    });
-    const validSeqs = seqs.filter((_, i) => !invalid.includes(i + 1));
+    const { replayed, invalidLines } = await replayLines(reference, lines);
+    const validSeqs = seqs.filter((_, i) => !invalidLines.includes(i + 1));
     const verdicts = (await eventually(async () => {
       const v = await readVerdicts(nc, config);
       return v.length >= validSeqs.length ? v : null;

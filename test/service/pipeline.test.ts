@@ -1,12 +1,10 @@
 import { Kvm } from "@nats-io/kv";
-import { Writable } from "node:stream";
 import { describe, expect, it } from "vitest";
 import type { Config } from "../../src/config.js";
-import { replayResults } from "../../src/replay/replay-results.js";
 import { createRuleLoader } from "../../src/rules/load-rules.js";
 import type { RunningService } from "../../src/service.js";
 import { consumerState, eventually, publishInputs, readStream, readVerdicts, testConfig } from "../support/nats.js";
-import { resultLines, useServiceHarness } from "../support/service.js";
+import { replayLines, resultLines, useServiceHarness } from "../support/service.js";
 
 const h = useServiceHarness();
 const start = (config: Config) => h.start(config);
@@ -27,16 +25,7 @@ describe("the live pipeline", () => {
     // The reference: the replay of the same lines against the same rules.
     const reference = await createRuleLoader(h.db.database).loadFull();
     expect(reference.version).toBe(service.snapshot$.value!.version);
-    const replayed: Record<string, unknown>[] = [];
-    const invalidLines: number[] = [];
-    await replayResults({
-      snapshot: reference,
-      lines: (async function* () {
-        yield* lines;
-      })(),
-      out: new Writable({ write: (chunk, _enc, done) => (replayed.push(JSON.parse(String(chunk))), done()) }),
-      onInvalid: (n) => invalidLines.push(n),
-    });
+    const { replayed, invalidLines } = await replayLines(reference, lines);
     const validSeqs = seqs.filter((_, i) => !invalidLines.includes(i + 1));
 
     const verdicts = await readVerdicts(h.nc, config);

@@ -1,5 +1,6 @@
 /** A seeded rule database and an in-process service over real NATS and MySQL. */
 import type { NatsConnection } from "@nats-io/transport-node";
+import { Writable } from "node:stream";
 import { afterAll, beforeAll } from "vitest";
 import type { Config } from "../../src/config.js";
 import { decodeResultText } from "../../src/ingest/decode-result.js";
@@ -7,6 +8,7 @@ import { matchResult } from "../../src/match/match-result.js";
 import type { RuleSnapshot } from "../../src/match/snapshot.js";
 import type { Decision } from "../../src/match/types.js";
 import { createLogger } from "../../src/ops/logger.js";
+import { replayResults } from "../../src/replay/replay-results.js";
 import { openRuleDatabase } from "../../src/rules/database.js";
 import { startService, type RunningService, type ServiceDeps } from "../../src/service.js";
 import { generateProperties, generateResultLines, generateRules } from "../../src/seed/generate-dataset.js";
@@ -109,4 +111,22 @@ export function useServiceHarness(dataset = SMALL_DATASET): ServiceHarness {
     },
   };
   return harness;
+}
+
+/**
+ * The reference for a run's verdicts: the replay of the same lines against a snapshot (what
+ * `tortmatch replay` writes), each verdict parsed, and the 1-based numbers of the invalid lines.
+ */
+export async function replayLines(snapshot: RuleSnapshot, lines: readonly string[]): Promise<{ replayed: Record<string, unknown>[]; invalidLines: number[] }> {
+  const replayed: Record<string, unknown>[] = [];
+  const invalidLines: number[] = [];
+  await replayResults({
+    snapshot,
+    lines: (async function* () {
+      yield* lines;
+    })(),
+    out: new Writable({ write: (chunk, _enc, done) => (replayed.push(JSON.parse(String(chunk))), done()) }),
+    onInvalid: (n) => invalidLines.push(n),
+  });
+  return { replayed, invalidLines };
 }
