@@ -128,8 +128,8 @@ const storeSnapshot = (context: RuleCacheContext, snapshot: RuleSnapshot): Parti
   gapOpen: context.minRefreshGapMs === 0,
 });
 
-/** A leader read a version the fleet has not been told of: it publishes it. */
-const isNews = (context: RuleCacheContext, read: RuleSnapshot) => context.role === "leader" && read.version !== context.announced;
+/** What a finished load hands over (the done event of `loadRules`). */
+const readOf = (event: unknown) => (event as { output: RuleSnapshot }).output;
 
 const recordFailure = (context: RuleCacheContext, error: unknown): Partial<RuleCacheContext> => ({
   attempt: context.attempt + 1,
@@ -175,6 +175,8 @@ export const ruleCacheMachine = setup({
       const target = fleetTarget(context);
       return target !== null && target !== context.version && target !== context.failedFetch;
     },
+    /** A leader read a version the fleet has not been told of: it publishes it. */
+    readIsNews: ({ context, event }) => context.role === "leader" && readOf(event).version !== context.announced,
     fetchingPinWhileServing: ({ context }) => context.pinned !== null && fleetTarget(context) === context.pinned && context.snapshot !== null,
     refreshPending: ({ context }) => context.refreshPending,
     gapClosed: ({ context }) => !context.gapOpen,
@@ -211,6 +213,8 @@ export const ruleCacheMachine = setup({
       return { pinned: event.version, failedFetch: null, ...back };
     }),
     openGap: assign({ gapOpen: true }),
+    /** A load from MySQL finished: store what it read. */
+    storeRead: assign(({ context, event }) => storeSnapshot(context, readOf(event))),
     recordFetchFailure: assign(({ context, event }) => ({
       failedFetch: fleetTarget(context),
       lastError: `fetching rules: ${message((event as { error?: unknown }).error)}`,
@@ -273,8 +277,8 @@ export const ruleCacheMachine = setup({
         src: "loadRules",
         input: { mode: "full", previous: null },
         onDone: [
-          { guard: ({ context, event }) => isNews(context, event.output), target: "publishing", actions: assign(({ context, event }) => storeSnapshot(context, event.output)) },
-          { target: "ready", actions: assign(({ context, event }) => storeSnapshot(context, event.output)) },
+          { guard: "readIsNews", target: "publishing", actions: "storeRead" },
+          { target: "ready", actions: "storeRead" },
         ],
         onError: { target: "retrying", actions: assign(({ context, event }) => recordFailure(context, event.error)) },
       },
@@ -344,8 +348,8 @@ export const ruleCacheMachine = setup({
         src: "loadRules",
         input: ({ context }) => ({ mode: context.loadMode, previous: context.latest ?? context.snapshot }),
         onDone: [
-          { guard: ({ context, event }) => isNews(context, event.output), target: "publishing", actions: assign(({ context, event }) => storeSnapshot(context, event.output)) },
-          { target: "ready", actions: assign(({ context, event }) => storeSnapshot(context, event.output)) },
+          { guard: "readIsNews", target: "publishing", actions: "storeRead" },
+          { target: "ready", actions: "storeRead" },
         ],
         // The old snapshot keeps serving; retry with backoff.
         onError: { target: "retrying", actions: assign(({ context, event }) => recordFailure(context, event.error)) },
