@@ -212,10 +212,7 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
     lag: () => lag(),
     ready: () => snapshot$.value !== null && (deps.natsConnected?.() ?? !nc.isClosed()),
     refreshIntervalMs: () => refreshIntervalMs,
-    fleet: () => {
-      const s = instanceStats();
-      return { role: s.role, served: s.version, current: s.current, pinned: s.pinned, source: s.source };
-    },
+    fleet: () => instanceStats(),
   });
 
   const ruleCache = ruleCacheMachine.provide({

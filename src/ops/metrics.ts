@@ -32,7 +32,7 @@ export interface MetricsSources {
 export interface FleetView {
   readonly role: string;
   /** The version this instance serves. */
-  readonly served: string | null;
+  readonly version: string | null;
   /** The version announced as `current`. */
   readonly current: string | null;
   readonly pinned: string | null;
@@ -158,13 +158,13 @@ export function createMetrics(sources: MetricsSources) {
       collect() {
         const f = fleet();
         this.reset();
-        this.set({ role: f.role, served: f.served ?? "", current: f.current ?? "", pinned: f.pinned ?? "", source: f.source ?? "" }, 1);
+        this.set({ role: f.role, served: f.version ?? "", current: f.current ?? "", pinned: f.pinned ?? "", source: f.source ?? "" }, 1);
       },
     });
     gauge("tortmatch_rules_pinned", "1 while a rules version is pinned for the fleet, else 0", () => (fleet().pinned !== null ? 1 : 0));
     gauge("tortmatch_rules_serving_current", "1 when this instance serves the version its fleet wants (the pinned one, else the current one), else 0", () => {
       const f = fleet();
-      return f.served !== null && f.served === (f.pinned ?? f.current ?? f.served) ? 1 : 0;
+      return f.version !== null && f.version === (f.pinned ?? f.current ?? f.version) ? 1 : 0;
     });
   }
   return {
