@@ -87,7 +87,9 @@ export async function openSnapshotStore(
       const bytes = await os.getBlob(version);
       if (bytes === null) throw new SnapshotFormatError(`rules version ${version} is not in the snapshot store`);
       // The encoded form inflates to far less than the snapshot's memory: the budget bounds both.
-      return decodeSnapshot(bytes, options.maxSnapshotBytes === undefined ? {} : { maxRawBytes: options.maxSnapshotBytes, maxSnapshotBytes: options.maxSnapshotBytes });
+      const snapshot = decodeSnapshot(bytes, options.maxSnapshotBytes === undefined ? {} : { maxRawBytes: options.maxSnapshotBytes, maxSnapshotBytes: options.maxSnapshotBytes });
+      if (snapshot.version !== version) throw new SnapshotFormatError(`the object named ${version} holds rules version ${snapshot.version}`);
+      return snapshot;
     },
     list: async () => (await list()).map((x) => x.v),
     async prune(keep, protect) {
