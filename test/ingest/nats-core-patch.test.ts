@@ -1,7 +1,9 @@
 /**
- * The patch scripts/patch-nats-core.mjs applies on install: an answered request
- * builds no RequestError any more, and requests behave as before (answers,
- * no responders, timeouts, nothing left in the client's request table).
+ * The patches scripts/patch-nats-core.mjs applies on install: an answered
+ * request builds no RequestError any more, and requests behave as before
+ * (answers, no responders, timeouts, nothing left in the client's request
+ * table); what one loop turn queues leaves in one socket write, and nothing
+ * queued is lost when the connection is closed right after.
  */
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
@@ -14,10 +16,71 @@ const require = createRequire(import.meta.url);
 const lib = dirname(require.resolve("@nats-io/nats-core/internal"));
 const errorsModule = require(join(lib, "errors.js")) as { RequestError: new (...args: unknown[]) => Error };
 const requestModule = require(join(lib, "request.js")) as { RequestOne: { prototype: { resolver: () => void } } };
+const protocolModule = require(join(lib, "protocol.js")) as { ProtocolHandler: { prototype: { sendCommand: () => void; close: () => void } } };
+
+/** Counts the socket writes of a connection (the transport's socket is internal). */
+function countWrites(nc: unknown): { readonly writes: number } {
+  const socket = (nc as { protocol: { transport: { socket: { write: (...args: unknown[]) => boolean } } } }).protocol.transport.socket;
+  const write = socket.write;
+  const counter = { writes: 0 };
+  socket.write = function (this: unknown, ...args: unknown[]) {
+    counter.writes++;
+    return write.apply(this, args);
+  };
+  return counter;
+}
 
 describe("the nats-core patch", () => {
   it("is applied", () => {
     expect(String(requestModule.RequestOne.prototype.resolver)).toContain("tortmatch patch");
+    expect(String(protocolModule.ProtocolHandler.prototype.sendCommand)).toContain("tortmatch patch");
+    expect(String(protocolModule.ProtocolHandler.prototype.close)).toContain("flushPending");
+  });
+
+  it("sends what one loop turn publishes in one socket write, even across awaits, and all of it arrives", async () => {
+    const sender = await connect({ servers: TEST_NATS_URL, noAsyncTraces: true });
+    const receiver = await connect({ servers: TEST_NATS_URL });
+    try {
+      const got: string[] = [];
+      const sub = receiver.subscribe("tortmatch.patch.coalesce", { callback: (_err, msg) => void got.push(msg.string()) });
+      await receiver.flush();
+      const counter = countWrites(sender);
+      // As a message handler does: an await between one publish and the next (unpatched: a write each).
+      for (let i = 0; i < 200; i++) {
+        await Promise.resolve();
+        sender.publish("tortmatch.patch.coalesce", String(i));
+      }
+      await new Promise((r) => setImmediate(r));
+      expect(counter.writes).toBe(1);
+      await sender.flush();
+      await receiver.flush();
+      while (got.length < 200) await new Promise((r) => setTimeout(r, 5));
+      expect(got).toEqual(Array.from({ length: 200 }, (_, i) => String(i)));
+      sub.unsubscribe();
+    } finally {
+      await sender.close();
+      await receiver.drain();
+    }
+  });
+
+  // The stock client fails this too: close() destroys the socket before its queued flush runs.
+  it("close() right after a publish still sends it", async () => {
+    const receiver = await connect({ servers: TEST_NATS_URL });
+    try {
+      const got: string[] = [];
+      receiver.subscribe("tortmatch.patch.last", { callback: (_err, msg) => void got.push(msg.string()) });
+      await receiver.flush();
+      for (let round = 0; round < 5; round++) {
+        const sender = await connect({ servers: TEST_NATS_URL });
+        sender.publish("tortmatch.patch.last", `last ${round}`);
+        await sender.close();
+      }
+      const deadline = Date.now() + 5_000;
+      while (got.length < 5 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+      expect(got).toEqual([0, 1, 2, 3, 4].map((r) => `last ${r}`));
+    } finally {
+      await receiver.drain();
+    }
   });
 
   it("answered requests build no RequestError; answers, no responders and timeouts behave as before", async () => {
