@@ -60,11 +60,11 @@ const ONE_LOAD = Number(tableRows.n);
     const snapshot = await loader.loadFull();
     t.load.push(performance.now() - s);
     s = performance.now();
-    const encoded = encodeSnapshot(snapshot, { level: 1 });
+    const encoded = await encodeSnapshot(snapshot, { level: 1 });
     t.encode.push(performance.now() - s);
     bytes = encoded.length;
     s = performance.now();
-    decodeSnapshot(encoded);
+    await decodeSnapshot(encoded);
     t.decode.push(performance.now() - s);
     await objects.delete(snapshot.version).catch(() => {}); // the store keeps a version it already has
     s = performance.now();

@@ -4,7 +4,9 @@
  * snapshot was compiled from, as typed-array columns, deflated, behind a
  * fixed header with a SHA-256 of the body. Reading it back compiles the same
  * snapshot without MySQL, and checks that the compiled version is the one the
- * header names. Pure: no I/O.
+ * header names. No I/O; deflate and inflate run on libuv's thread pool, so
+ * the event loop keeps settling messages while a leader encodes (a 1 MB
+ * snapshot takes about 20 ms to deflate) or a follower decodes.
  *
  * Layout (little-endian):
  *   0  "TORTSNAP"             magic, 8 bytes
@@ -22,7 +24,8 @@
  * Deltas make the id columns mostly zero bytes, which deflate folds away.
  */
 import { createHash } from "node:crypto";
-import { deflateSync, inflateSync } from "node:zlib";
+import { promisify } from "node:util";
+import { deflate as deflateCallback, inflate as inflateCallback } from "node:zlib";
 import { compileSnapshot, type LoadKind, type RuleSnapshot } from "../match/snapshot.js";
 import { NO_PROPERTY, type PropertyColumns, type RuleEntry, type RuleTable } from "../match/rule-table.js";
 import { RULE_ACTIONS } from "../match/types.js";
@@ -60,10 +63,12 @@ export interface SnapshotHeader {
   readonly sha256: string;
 }
 
+const deflate = promisify(deflateCallback);
+const inflate = promisify(inflateCallback);
 const sha256 = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest();
 
 /** Serialise a snapshot (its rule rows; the index is rebuilt on reading). */
-export function encodeSnapshot(snapshot: RuleSnapshot, options: { level?: number } = {}): Uint8Array {
+export async function encodeSnapshot(snapshot: RuleSnapshot, options: { level?: number } = {}): Promise<Uint8Array> {
   const table = snapshot.table;
   const rules = [...table.rules.values()];
   const p = table.properties;
@@ -118,7 +123,7 @@ export function encodeSnapshot(snapshot: RuleSnapshot, options: { level?: number
   props.set(p.value, 2 * n);
   raw.set(p.kind, rulesEnd + 3 * n * 8);
 
-  const body = deflateSync(raw, { level: options.level ?? 6 });
+  const body = await deflate(raw, { level: options.level ?? 6 });
   const out = new Uint8Array(HEADER_BYTES + body.length);
   const header = new DataView(out.buffer);
   out.set(Buffer.from(MAGIC, "latin1"), 0);
@@ -150,7 +155,7 @@ export function readSnapshotHeader(bytes: Uint8Array): SnapshotHeader {
  * Rebuild a snapshot from its encoded form: checksum first, then inflate (at
  * most `maxRawBytes`), then the columns, then compile and check the version.
  */
-export function decodeSnapshot(bytes: Uint8Array, options: { maxRawBytes?: number; maxSnapshotBytes?: number } = {}): RuleSnapshot {
+export async function decodeSnapshot(bytes: Uint8Array, options: { maxRawBytes?: number; maxSnapshotBytes?: number } = {}): Promise<RuleSnapshot> {
   const header = readSnapshotHeader(bytes);
   const body = bytes.subarray(HEADER_BYTES);
   if (sha256(body).toString("hex") !== header.sha256) throw new SnapshotFormatError("snapshot checksum mismatch: the object is corrupt");
@@ -158,7 +163,7 @@ export function decodeSnapshot(bytes: Uint8Array, options: { maxRawBytes?: numbe
   if (header.rawBytes > maxRaw) throw new SnapshotFormatError(`snapshot inflates to ${header.rawBytes} bytes, more than the ${maxRaw} allowed`);
   let raw: Uint8Array;
   try {
-    raw = inflateSync(body, { maxOutputLength: Math.max(1, header.rawBytes) });
+    raw = await inflate(body, { maxOutputLength: Math.max(1, header.rawBytes) });
   } catch (err) {
     throw new SnapshotFormatError(`snapshot body does not inflate: ${(err as Error).message}`);
   }

@@ -65,7 +65,7 @@ export async function openSnapshotStore(
         const v = retained(existing);
         return { version: v.version, object: existing.name, sha256: existing.metadata.sha256, bytes: v.bytes, rows: v.rows, builtAt: v.builtAt, builtBy: v.builtBy, database };
       }
-      const bytes = encodeSnapshot(snapshot, { level: 1 });
+      const bytes = await encodeSnapshot(snapshot, { level: 1 });
       const header = readSnapshotHeader(bytes);
       const rows = snapshotRows(snapshot);
       const builtAt = new Date().toISOString();
@@ -87,7 +87,7 @@ export async function openSnapshotStore(
       const bytes = await os.getBlob(version);
       if (bytes === null) throw new SnapshotFormatError(`rules version ${version} is not in the snapshot store`);
       // The encoded form inflates to far less than the snapshot's memory: the budget bounds both.
-      const snapshot = decodeSnapshot(bytes, options.maxSnapshotBytes === undefined ? {} : { maxRawBytes: options.maxSnapshotBytes, maxSnapshotBytes: options.maxSnapshotBytes });
+      const snapshot = await decodeSnapshot(bytes, options.maxSnapshotBytes === undefined ? {} : { maxRawBytes: options.maxSnapshotBytes, maxSnapshotBytes: options.maxSnapshotBytes });
       if (snapshot.version !== version) throw new SnapshotFormatError(`the object named ${version} holds rules version ${snapshot.version}`);
       return snapshot;
     },

@@ -255,7 +255,7 @@ describe("a fleet of six", () => {
 
     // A corrupt object under the announced version's name: refused by its checksum.
     const os = await new Objm(nc).create(env.TORT_SNAPSHOT_BUCKET!);
-    const bytes = encodeSnapshot(await createRuleLoader(db.database).loadFull());
+    const bytes = await encodeSnapshot(await createRuleLoader(db.database).loadFull());
     bytes[bytes.length - 10] = bytes[bytes.length - 10]! ^ 0xff;
     await os.putBlob({ name: secondVersion, metadata: { database: databaseIdentity(db.url) } }, bytes);
     const eighth = await launch(env);
