@@ -17,12 +17,15 @@ const PASS: Decision = Object.freeze({ action: "pass", ruleId: null, hits: Objec
  * generation, so nothing is cleared between calls.
  */
 interface Scratch {
-  readonly headByRank: Int32Array;
-  readonly tailByRank: Int32Array;
-  readonly stampByRank: Uint32Array;
-  /** Per rank and call: whether the rule's window, zones and exempt uploaders let the result through (1) or not (0), valid when `checkedByRank` holds the generation. */
-  readonly eligibleByRank: Uint8Array;
-  readonly checkedByRank: Uint32Array;
+  /**
+   * By rank r, side by side (one cache line per rule): at 4r the generation of
+   * the call in which the rule got its first candidate (its chain is this
+   * call's), at 4r + 1 and 4r + 2 the chain's head and tail, at 4r + 3 twice
+   * the generation of the call that checked the rule's window, zones and
+   * exempt uploaders, plus 1 when they let the result through.
+   */
+  readonly rankState: Int32Array;
+  /** Below 2^30, so that twice it plus one fits in an Int32. Never 0 in a call. */
   generation: number;
   candStart: Float64Array;
   candEnd: Float64Array;
@@ -32,6 +35,9 @@ interface Scratch {
   /** Ranks of the rules with at least one candidate in this call, `touchedCount` of them (at most every rank). */
   readonly touched: Int32Array;
 }
+
+/** Where the generation starts again at 1 (after clearing `rankState`): about a billion calls. */
+const GENERATION_LIMIT = 0x40000000;
 
 const scratchOf = new WeakMap<RuleSnapshot, Scratch>();
 
@@ -44,11 +50,7 @@ function scratchFor(snapshot: RuleSnapshot): Scratch {
   if (s === undefined) {
     const ranks = snapshot.rules.length;
     s = {
-      headByRank: new Int32Array(ranks),
-      tailByRank: new Int32Array(ranks),
-      stampByRank: new Uint32Array(ranks), // all 0: the generation is never 0 below
-      eligibleByRank: new Uint8Array(ranks),
-      checkedByRank: new Uint32Array(ranks),
+      rankState: new Int32Array(4 * ranks), // all 0: the generation is never 0 in a call
       generation: 0,
       candStart: new Float64Array(256),
       candEnd: new Float64Array(256),
@@ -61,6 +63,11 @@ function scratchFor(snapshot: RuleSnapshot): Scratch {
   lastSnapshot = snapshot;
   lastScratch = s;
   return s;
+}
+
+/** For tests: bring a snapshot's scratch generation to `callsLeft` calls before it starts again. */
+export function nearGenerationLimit(snapshot: RuleSnapshot, callsLeft: number): void {
+  scratchFor(snapshot).generation = GENERATION_LIMIT - 1 - callsLeft;
 }
 
 /** Double the candidate arrays, keeping what they hold (chains stay valid: they are indexes). */
@@ -119,15 +126,14 @@ export function matchResult(snapshot: RuleSnapshot, result: RecognitionResult): 
   const s = scratchFor(snapshot);
   const t = result.recognizedAtMs;
   const duration = result.durationMs;
-  if (++s.generation === 0xffffffff) {
+  if (++s.generation === GENERATION_LIMIT) {
     s.generation = 1;
-    s.stampByRank.fill(0);
-    s.checkedByRank.fill(0);
+    s.rankState.fill(0);
   }
   const generation = s.generation;
-  const { headByRank, tailByRank, stampByRank, eligibleByRank, checkedByRank, touched } = s;
+  const { rankState, touched } = s;
   const index = snapshot.assetIndex;
-  const { ranks, minScore, validFromMs, validToMs, zones, exemptMids } = index;
+  const { ranks, rankFields, minRatioBp, zones, exemptMids, slotRanks } = index;
   const tid = result.tid;
   const mid = result.mid;
   let n = 0;
@@ -144,16 +150,21 @@ export function matchResult(snapshot: RuleSnapshot, result: RecognitionResult): 
     const end = item.endMs < duration ? item.endMs : duration;
     if (end <= start) continue;
     const score = item.score;
-    for (let p = index.slotFirst[slot]!, last = p + index.slotCount[slot]!; p < last; p++) {
+    for (let p = slotRanks[4 * slot + 2]!, last = p + slotRanks[4 * slot + 3]!; p < last; p++) {
       const rank = ranks[p]!;
-      if (score < minScore[rank]!) continue;
-      if (checkedByRank[rank] !== generation) {
+      const f = 4 * rank;
+      if (score < rankFields[f]!) continue;
+      const checked = rankState[f + 3]!;
+      let eligible: number;
+      if (checked >> 1 === generation) {
+        eligible = checked & 1;
+      } else {
         // Once per rule and call: the conditions that do not depend on the match item.
-        checkedByRank[rank] = generation;
         const z = zones[rank]!, x = exemptMids[rank]!;
-        eligibleByRank[rank] = t < validFromMs[rank]! || t >= validToMs[rank]! || (z !== null && !z.has(tid)) || (x !== null && x.has(mid)) ? 0 : 1;
+        eligible = t < rankFields[f + 1]! || t >= rankFields[f + 2]! || (z !== null && !z.has(tid)) || (x !== null && x.has(mid)) ? 0 : 1;
+        rankState[f + 3] = 2 * generation + eligible;
       }
-      if (eligibleByRank[rank] === 0) continue;
+      if (eligible === 0) continue;
       if (n === candStart.length) {
         growCandidates(s);
         ({ candStart, candEnd, candNext } = s);
@@ -161,14 +172,14 @@ export function matchResult(snapshot: RuleSnapshot, result: RecognitionResult): 
       candStart[n] = start;
       candEnd[n] = end;
       candNext[n] = -1;
-      if (stampByRank[rank] !== generation) {
-        stampByRank[rank] = generation;
-        headByRank[rank] = n;
+      if (rankState[f] !== generation) {
+        rankState[f] = generation;
+        rankState[f + 1] = n;
         touched[touchedCount++] = rank;
       } else {
-        candNext[tailByRank[rank]!] = n;
+        candNext[rankState[f + 2]!] = n;
       }
-      tailByRank[rank] = n;
+      rankState[f + 2] = n;
       n++;
     }
   }
@@ -180,9 +191,9 @@ export function matchResult(snapshot: RuleSnapshot, result: RecognitionResult): 
   let hits: Hit[] | undefined;
   for (let k = 0; k < touchedCount; k++) {
     const rank = touched[k]!;
-    const matchedMs = unionLength(s, headByRank[rank]!);
-    const rule = rules[rank]!;
-    if (matchedMs >= rule.minMatchedMs && matchedMs * 10_000 >= rule.minRatioBp * duration) {
+    const matchedMs = unionLength(s, rankState[4 * rank + 1]!);
+    if (matchedMs >= rankFields[4 * rank + 3]! && matchedMs * 10_000 >= minRatioBp[rank]! * duration) {
+      const rule = rules[rank]!;
       const hit: Hit = { ruleId: rule.id, ownerId: rule.ownerId, action: rule.action, priority: rule.priority, matchedMs };
       if (hits === undefined) hits = [hit];
       else hits.push(hit);

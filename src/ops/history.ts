@@ -42,7 +42,7 @@ export function snapshotBytes(s: RuleSnapshot): number {
   const a = s.assetIndex;
   const p = s.table.properties;
   let bytes = 0;
-  for (const t of [a.slotAsset, a.slotFirst, a.slotCount, a.ranks, a.minScore, a.validFromMs, a.validToMs, p.id, p.ruleId, p.kind, p.value]) bytes += t.byteLength;
+  for (const t of [a.slotAsset, a.ranks, a.rankFields, a.minRatioBp, p.id, p.ruleId, p.kind, p.value]) bytes += t.byteLength;
   let setEntries = 0;
   for (const z of a.zones) setEntries += z?.size ?? 0;
   for (const x of a.exemptMids) setEntries += x?.size ?? 0;

@@ -30,6 +30,23 @@ describe("matchResult against a naive reference", () => {
     );
   });
 
+  it("agrees across the scratch generation's wrap (about a billion calls in), where the per-rule marks are cleared", async () => {
+    const { matchResult, nearGenerationLimit } = await import("../../src/match/match-result.js");
+    await fc.assert(
+      fc.property(fc.integer({ min: 1, max: 2 ** 31 - 1 }), fc.array(resultArb, { minLength: 8, maxLength: 20 }), fc.integer({ min: 0, max: 6 }), (seed, results, callsLeft) => {
+        const set = ruleSet(seed, 5_000);
+        const snapshot = compile(set);
+        for (const r of results) matchResult(snapshot, toResult(r)); // marks from before the wrap
+        nearGenerationLimit(snapshot, callsLeft);
+        for (const r of [...results, ...results]) {
+          const result = toResult(r);
+          expect(matchResult(snapshot, result)).toEqual(naiveMatch(set.rules, set.properties, result));
+        }
+      }),
+      { numRuns: 10 },
+    );
+  });
+
   it("agrees on a result of 10,000 items on one popular asset, ascending, descending and shuffled", async () => {
     const { matchResult } = await import("../../src/match/match-result.js");
     const set = ruleSet(7, 5_000);

@@ -1,8 +1,9 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { decodeResultText } from "../../src/ingest/decode-result.js";
 import { buildVerdict, matchResult } from "../../src/match/match-result.js";
 import { createRuleTableBuilder, type PropertyRow, type RuleRow } from "../../src/match/rule-table.js";
-import { compileSnapshot, type RuleSnapshot } from "../../src/match/snapshot.js";
+import { compileSnapshot, findAssetSlot, slotAssetId, slotCount, slotFirst, type RuleSnapshot } from "../../src/match/snapshot.js";
 import type { RecognitionResult } from "../../src/match/types.js";
 import { toPropertyRow, toRuleRow } from "../fixtures/rows.js";
 import { exampleCases, exampleProperties, exampleRules } from "../fixtures/spec-examples.js";
@@ -134,5 +135,41 @@ describe("matchResult", () => {
       hits: [{ ruleId: 1, ownerId: 9, action: "review", priority: 0, matchedMs: 1 }],
       rulesVersion: snap.version, source: { stream: "S", seq: 4 }, decidedAt: "2026-01-01T00:00:00.000Z",
     });
+  });
+});
+
+describe("the asset index", () => {
+  it("finds every asset with all its active rules and no other, over random asset ids (beyond 2^32 too)", () => {
+    fc.assert(
+      fc.property(fc.uniqueArray(fc.oneof(fc.integer({ min: 0, max: 2_000 }), fc.maxSafeNat()), { minLength: 0, maxLength: 300 }), fc.integer({ min: 1, max: 4 }), (assets, rulesPerAsset) => {
+        const builder = createRuleTableBuilder();
+        const expected = new Map<number, number[]>();
+        let propertyId = 1;
+        assets.forEach((asset, a) => {
+          for (let k = 0; k < rulesPerAsset; k++) {
+            const id = a * 10 + k + 1;
+            const active = (a + k) % 5 !== 0;
+            builder.applyRule(toRuleRow({ id, name: `r${id}`, owner_id: 1, action: "claim", state: active ? 1 : 0 }));
+            builder.applyProperty(toPropertyRow({ id: propertyId++, rule_id: id, kind: "asset", value: String(asset) }));
+            if (active) expected.set(asset, [...(expected.get(asset) ?? []), id]);
+          }
+        });
+        const snapshot = compileSnapshot(builder.freeze(), { loadKind: "full", loadedAt: "2026-11-29T00:00:00.000Z" });
+        const index = snapshot.assetIndex;
+        expect(index.slots).toBe(Math.max(8, 2 * expected.size));
+        for (const asset of assets) {
+          const slot = findAssetSlot(index, asset);
+          if (!expected.has(asset)) {
+            expect(slot).toBe(-1);
+            continue;
+          }
+          expect(slotAssetId(index, slot)).toBe(asset);
+          const ids = Array.from(index.ranks.subarray(slotFirst(index, slot), slotFirst(index, slot) + slotCount(index, slot)), (rank) => snapshot.rules[rank]!.id);
+          expect(ids.sort((x, y) => x - y)).toEqual(expected.get(asset));
+        }
+        for (const absent of [2_001, 2 ** 40 + 3, Number.MAX_SAFE_INTEGER - 1]) if (!assets.includes(absent)) expect(findAssetSlot(index, absent)).toBe(-1);
+      }),
+      { numRuns: 200 },
+    );
   });
 });
