@@ -10,33 +10,31 @@ const PASS: Decision = Object.freeze({ action: "pass", ruleId: null, hits: Objec
 /**
  * Scratch space of one snapshot's matcher, reused across calls: the matcher is
  * synchronous, so no two calls ever share it. Everything indexed by rule rank
- * is sized from the snapshot when the scratch is made, so nothing indexed by
- * rank is ever replaced inside a call. Candidates (one per rule and match item
- * that passes the rule's filters) are chained per rule from head to tail in
- * ascending start order; the chain heads are stamped with the call's
- * generation, so nothing is cleared between calls.
+ * is sized from the snapshot when the scratch is made. Match items are visited
+ * in ascending start order, so each rule's matched time is a running union
+ * (the current run of overlapping intervals, and the total of the runs before
+ * it): no list of intervals is kept, whatever the number of items. Marks are
+ * stamped with the call's generation, so nothing is cleared between calls.
  */
 interface Scratch {
   /**
-   * By rank r, side by side (one cache line per rule): at 4r the generation of
-   * the call in which the rule got its first candidate (its chain is this
-   * call's), at 4r + 1 and 4r + 2 the chain's head and tail, at 4r + 3 twice
-   * the generation of the call that checked the rule's window, zones and
-   * exempt uploaders, plus 1 when they let the result through.
+   * By rank r: at 2r the generation of the call in which the rule got its
+   * first interval (its run below is this call's), at 2r + 1 twice the
+   * generation of the call that checked the rule's window, zones and exempt
+   * uploaders, plus 1 when they let the result through.
    */
-  readonly rankState: Int32Array;
+  readonly rankMark: Int32Array;
+  /** By rank r: the current run's start (3r) and end (3r + 1), and the length of the runs before it (3r + 2). */
+  readonly rankRun: Float64Array;
   /** Below 2^30, so that twice it plus one fits in an Int32. Never 0 in a call. */
   generation: number;
-  candStart: Float64Array;
-  candEnd: Float64Array;
-  candNext: Int32Array;
   /** Match-item indexes in ascending startMs, when the result's items are not already in that order. */
   order: Uint32Array;
-  /** Ranks of the rules with at least one candidate in this call, `touchedCount` of them (at most every rank). */
+  /** Ranks of the rules with at least one interval in this call, `touchedCount` of them (at most every rank). */
   readonly touched: Int32Array;
 }
 
-/** Where the generation starts again at 1 (after clearing `rankState`): about a billion calls. */
+/** Where the generation starts again at 1 (after clearing `rankMark`): about a billion calls. */
 const GENERATION_LIMIT = 0x40000000;
 
 const scratchOf = new WeakMap<RuleSnapshot, Scratch>();
@@ -50,11 +48,9 @@ function scratchFor(snapshot: RuleSnapshot): Scratch {
   if (s === undefined) {
     const ranks = snapshot.rules.length;
     s = {
-      rankState: new Int32Array(4 * ranks), // all 0: the generation is never 0 in a call
+      rankMark: new Int32Array(2 * ranks), // all 0: the generation is never 0 in a call
+      rankRun: new Float64Array(3 * ranks),
       generation: 0,
-      candStart: new Float64Array(256),
-      candEnd: new Float64Array(256),
-      candNext: new Int32Array(256),
       order: new Uint32Array(64),
       touched: new Int32Array(ranks),
     };
@@ -70,22 +66,10 @@ export function nearGenerationLimit(snapshot: RuleSnapshot, callsLeft: number): 
   scratchFor(snapshot).generation = GENERATION_LIMIT - 1 - callsLeft;
 }
 
-/** Double the candidate arrays, keeping what they hold (chains stay valid: they are indexes). */
-function growCandidates(s: Scratch): void {
-  const size = s.candStart.length * 2;
-  const start = new Float64Array(size), end = new Float64Array(size), next = new Int32Array(size);
-  start.set(s.candStart);
-  end.set(s.candEnd);
-  next.set(s.candNext);
-  s.candStart = start;
-  s.candEnd = end;
-  s.candNext = next;
-}
-
 /**
  * The order to visit match items in: ascending startMs, so that every rule's
- * chain comes out sorted and its union is one linear pass. Null when the items
- * already are in that order (the usual case); else an O(n log n) sort.
+ * intervals arrive sorted and its union is one running pass. Null when the
+ * items already are in that order (the usual case); else an O(n log n) sort.
  */
 function itemOrder(s: Scratch, matches: RecognitionResult["matches"]): Uint32Array | null {
   let sorted = true;
@@ -103,24 +87,6 @@ function itemOrder(s: Scratch, matches: RecognitionResult["matches"]): Uint32Arr
   return order;
 }
 
-/** Total length of the union of one rule's intervals (a chain in ascending start order), overlaps counted once. */
-function unionLength(s: Scratch, first: number): number {
-  const { candStart, candEnd, candNext } = s;
-  let total = 0;
-  let runStart = candStart[first]!, runEnd = candEnd[first]!;
-  for (let c = candNext[first]!; c !== -1; c = candNext[c]!) {
-    const start = candStart[c]!, end = candEnd[c]!;
-    if (start > runEnd) {
-      total += runEnd - runStart;
-      runStart = start;
-      runEnd = end;
-    } else if (end > runEnd) {
-      runEnd = end;
-    }
-  }
-  return total + runEnd - runStart;
-}
-
 /** Decide which rules hit a result and which action wins. */
 export function matchResult(snapshot: RuleSnapshot, result: RecognitionResult): Decision {
   const s = scratchFor(snapshot);
@@ -128,20 +94,17 @@ export function matchResult(snapshot: RuleSnapshot, result: RecognitionResult): 
   const duration = result.durationMs;
   if (++s.generation === GENERATION_LIMIT) {
     s.generation = 1;
-    s.rankState.fill(0);
+    s.rankMark.fill(0);
   }
   const generation = s.generation;
-  const { rankState, touched } = s;
+  const { rankMark, rankRun, touched } = s;
   const index = snapshot.assetIndex;
   const { ranks, rankFields, minRatioBp, zones, exemptMids, slotRanks } = index;
   const tid = result.tid;
   const mid = result.mid;
-  let n = 0;
   let touchedCount = 0;
   const matches = result.matches;
   const order = itemOrder(s, matches);
-  // Local views of the candidate arrays, taken again whenever they grow.
-  let candStart = s.candStart, candEnd = s.candEnd, candNext = s.candNext;
   for (let k = 0; k < matches.length; k++) {
     const item = matches[order === null ? k : order[k]!]!;
     const slot = findAssetSlot(index, item.assetId);
@@ -154,7 +117,7 @@ export function matchResult(snapshot: RuleSnapshot, result: RecognitionResult): 
       const rank = ranks[p]!;
       const f = 4 * rank;
       if (score < rankFields[f]!) continue;
-      const checked = rankState[f + 3]!;
+      const checked = rankMark[2 * rank + 1]!;
       let eligible: number;
       if (checked >> 1 === generation) {
         eligible = checked & 1;
@@ -162,28 +125,28 @@ export function matchResult(snapshot: RuleSnapshot, result: RecognitionResult): 
         // Once per rule and call: the conditions that do not depend on the match item.
         const z = zones[rank]!, x = exemptMids[rank]!;
         eligible = t < rankFields[f + 1]! || t >= rankFields[f + 2]! || (z !== null && !z.has(tid)) || (x !== null && x.has(mid)) ? 0 : 1;
-        rankState[f + 3] = 2 * generation + eligible;
+        rankMark[2 * rank + 1] = 2 * generation + eligible;
       }
       if (eligible === 0) continue;
-      if (n === candStart.length) {
-        growCandidates(s);
-        ({ candStart, candEnd, candNext } = s);
-      }
-      candStart[n] = start;
-      candEnd[n] = end;
-      candNext[n] = -1;
-      if (rankState[f] !== generation) {
-        rankState[f] = generation;
-        rankState[f + 1] = n;
+      const r = 3 * rank;
+      if (rankMark[2 * rank] !== generation) {
+        // The rule's first interval in this call.
+        rankMark[2 * rank] = generation;
+        rankRun[r] = start;
+        rankRun[r + 1] = end;
+        rankRun[r + 2] = 0;
         touched[touchedCount++] = rank;
-      } else {
-        candNext[rankState[f + 2]!] = n;
+      } else if (start > rankRun[r + 1]!) {
+        // A gap: the run so far is done.
+        rankRun[r + 2] = rankRun[r + 2]! + rankRun[r + 1]! - rankRun[r]!;
+        rankRun[r] = start;
+        rankRun[r + 1] = end;
+      } else if (end > rankRun[r + 1]!) {
+        rankRun[r + 1] = end;
       }
-      rankState[f + 2] = n;
-      n++;
     }
   }
-  if (n === 0) return PASS;
+  if (touchedCount === 0) return PASS;
 
   // Hits come out in verdict order: touched ranks are sorted first (usually a handful).
   if (touchedCount > 1) sortRanks(touched, touchedCount);
@@ -191,7 +154,8 @@ export function matchResult(snapshot: RuleSnapshot, result: RecognitionResult): 
   let hits: Hit[] | undefined;
   for (let k = 0; k < touchedCount; k++) {
     const rank = touched[k]!;
-    const matchedMs = unionLength(s, rankState[4 * rank + 1]!);
+    const r = 3 * rank;
+    const matchedMs = rankRun[r + 2]! + rankRun[r + 1]! - rankRun[r]!;
     if (matchedMs >= rankFields[4 * rank + 3]! && matchedMs * 10_000 >= minRatioBp[rank]! * duration) {
       const rule = rules[rank]!;
       const hit: Hit = { ruleId: rule.id, ownerId: rule.ownerId, action: rule.action, priority: rule.priority, matchedMs };
