@@ -24,10 +24,15 @@ await database.close();
 const lines = readFileSync(file, "utf8").split("\n").filter((l) => l !== "");
 /** The lines as a message body arrives: bytes. */
 const bodies = lines.map((l) => new TextEncoder().encode(l));
+// The matcher's inputs live for the whole run, so they are kept as copies: were the decoder's own
+// objects kept, V8 would see them survive and pretenure its allocation sites (every result decoded
+// after that is allocated in the old generation: decode + validate measured 2.5 µs instead of 1.75;
+// `node --no-allocation-site-pretenuring` shows the same 1.75). In the service a decoded result
+// lives only while its message is in flight, not for the whole run.
 const results: RecognitionResult[] = [];
 for (const line of lines) {
   const checked = decodeResultText(line);
-  if (checked.ok) results.push(checked.value);
+  if (checked.ok) results.push(structuredClone(checked.value));
 }
 
 const rate = (n: number, ms: number) => (n / ms) * 1000;
