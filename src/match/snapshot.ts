@@ -169,7 +169,7 @@ function buildAssetIndex(rules: readonly CompiledRule[], pairAsset: Float64Array
   // The counting table above is sized in powers of two while it grows; the index is sized to the
   // distinct assets: twice as many slots (linear probing stays short at half full).
   const size = Math.max(8, 2 * slots.distinct);
-  // Exact: a power of two divides it. floor(hash × scale) < size for every 32-bit hash.
+  // size / 2^32 is exact (a division by a power of two), and floor(hash × scale) < size for every 32-bit hash.
   const scale = size / 4294967296;
   const table = new ArrayBuffer(16 * size);
   const slotAsset = new Float64Array(table);
