@@ -2,7 +2,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { describe, expect, it } from "vitest";
 import { CLI_ARGS } from "../support/cli.js";
-import { consumerState, eventually, publishInputs, readVerdicts, uniqueNames } from "../support/nats.js";
+import { consumerState, eventually, publishInputs, readVerdicts, removeTopology, testConfig, uniqueNames } from "../support/nats.js";
 import { resultLines, useServiceStack } from "../support/service.js";
 
 const stack = useServiceStack({ LOG_LEVEL: "info", TORT_CONCURRENCY: "16", TORT_SHUTDOWN_TIMEOUT_MS: "15000" });
@@ -53,8 +53,7 @@ describe("SIGTERM through every documented start command", () => {
     expect(await launched.exited).toBe(0);
     await eventually(() => launched.log().includes("tortmatch stopped"), "the service's own graceful stop");
     await eventually(() => !serviceProcesses().includes(started[0]!), "no orphan left running");
-    const jsm = await jetstreamManager(stack.nc);
-    for (const s of [names.TORT_INPUT_STREAM, names.TORT_VERDICT_STREAM, names.TORT_DEADLETTER_STREAM, names.TORT_EXHAUSTED_STREAM, `KV_${names.TORT_CONFIG_BUCKET}`]) await jsm.streams.delete(s!).catch(() => {});
+    await removeTopology(stack.nc, testConfig(stack.db.url, names));
   });
 });
 
@@ -102,6 +101,7 @@ describe("start-up failure", () => {
       expect(service.log()).toMatch(/tortmatch: .*subjects overlap/);
     } finally {
       await jsm.streams.delete(squatter);
+      await removeTopology(stack.nc, testConfig(stack.db.url, names));
     }
   });
 
@@ -110,12 +110,14 @@ describe("start-up failure", () => {
     const blocker = createServer();
     await new Promise<void>((r) => blocker.listen(0, "127.0.0.1", () => r()));
     const port = (blocker.address() as { port: number }).port;
+    const names = uniqueNames();
     try {
-      const service = runServiceWith({ ...stack.env, ...uniqueNames(), TORT_OPS_PORT: String(port) });
+      const service = runServiceWith({ ...stack.env, ...names, TORT_OPS_PORT: String(port) });
       expect(await service.exited).toBe(1);
       expect(service.log()).toContain(`tortmatch: the ops server cannot listen on 127.0.0.1:${port}`);
     } finally {
       blocker.close();
+      await removeTopology(stack.nc, testConfig(stack.db.url, names));
     }
   });
 });
