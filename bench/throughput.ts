@@ -148,7 +148,6 @@ async function latency(kind: "tortmatch" | "bare", warmUp: number, count: number
     settled = bare.settled;
   }
   const subject = config.TORT_INPUT_SUBJECTS.replace(">", "paced");
-  const enc = new TextEncoder();
   const total = warmUp + count;
   const body = inputs(total);
   const t0 = performance.now();
@@ -156,7 +155,7 @@ async function latency(kind: "tortmatch" | "bare", warmUp: number, count: number
     const due = t0 + (i * 1000) / perSecond;
     const wait = due - performance.now();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-    void js.publish(subject, enc.encode(body[i]!));
+    void js.publish(subject, encoder.encode(body[i]!));
   }
   await until(() => settled() >= total);
   await stop();
@@ -181,13 +180,9 @@ async function latency(kind: "tortmatch" | "bare", warmUp: number, count: number
  * stages in tight loops (decode, match, encode, bookkeeping); the client's share of publish and ack
  * (building and queueing the frames, not the round trip) over a burst of real ones.
  */
-async function stageCosts(): Promise<Record<string, number>> {
+async function stageCosts(snapshot: RuleSnapshot): Promise<Record<string, number>> {
   const COUNT = 20_000;
-  const database = openRuleDatabase({ url: databaseUrl });
-  const snapshot = await createRuleLoader(database).loadFull();
-  await database.close();
-  const enc = new TextEncoder();
-  const bodies = inputs(COUNT).map((l) => enc.encode(l));
+  const bodies = inputs(COUNT).map((l) => encoder.encode(l));
   const perMessage = (fn: () => void, n: number) => {
     const times: number[] = [];
     for (let r = 0; r < 5; r++) {
@@ -212,7 +207,7 @@ async function stageCosts(): Promise<Record<string, number>> {
     encode: perMessage(() => {
       encoded.length = 0;
       const now = new Date().toISOString();
-      decoded.forEach((r, i) => encoded.push(enc.encode(JSON.stringify(buildVerdict(r, decisions[i]!, snapshot.version, source, now)))));
+      decoded.forEach((r, i) => encoded.push(encoder.encode(JSON.stringify(buildVerdict(r, decisions[i]!, snapshot.version, source, now)))));
     }, decoded.length),
   };
   const metrics = createMetrics({ inFlight: () => 0, limit: () => 64, waiting: () => 0, snapshot: () => snapshot, ruleCacheState: () => "ready", ruleCacheStates: ["ready"], now: Date.now });
@@ -250,6 +245,7 @@ async function stageCosts(): Promise<Record<string, number>> {
   return costs;
 }
 
+/** The seeded rules, read once: the inline-work loop's and the stage costs' snapshot. */
 const workSnapshot = await (async () => {
   const database = openRuleDatabase({ url: databaseUrl });
   try {
@@ -276,7 +272,7 @@ console.log(
   `  bare loop + tortmatch's decode, match and encode inline ${Math.round(mBareWork).toLocaleString("en")} results/s = ${(mBareWork / mBare).toFixed(2)}x the bare loop ` +
     `(the ceiling on this machine: tortmatch reaches ${(mOurs / mBareWork).toFixed(2)}x of it)`,
 );
-const costs = await stageCosts();
+const costs = await stageCosts(workSnapshot);
 const perOurs = 1e6 / mOurs;
 const perBare = 1e6 / mBare;
 console.log(
