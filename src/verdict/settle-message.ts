@@ -43,9 +43,6 @@ export interface Settled {
   readonly deadLetter?: DeadLetterClass;
 }
 
-/** The input's source, from the message's reply subject: parsed once. */
-export const sourceOf = (msg: JsMsg): VerdictSource => ({ stream: msg.info.stream, seq: msg.seq });
-
 /**
  * What the executor settles: a delivered JetStream message, or (for the
  * exhausted-deliveries worker) an input read back from its stream, settled
