@@ -55,7 +55,7 @@ export interface AssetIndex {
   readonly slotAsset: Float64Array;
   /** Where slot s's ranks start in `ranks` (index 4s + 2), and how many (4s + 3). */
   readonly slotRanks: Int32Array;
-  /** Rule ranks, grouped by asset, each group ascending (verdict order). */
+  /** Rule ranks, grouped by asset, each group in property-row order (the matcher sorts the ranks a result touched). */
   readonly ranks: Int32Array;
   /**
    * By rank r, side by side (one cache line per rule): min_score at 4r,
