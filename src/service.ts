@@ -37,6 +37,7 @@ import { announce, databaseIdentity, openRulesBucket, watchFleetKeys, type Annou
 import { openSnapshotStore, snapshotRows } from "./fleet/snapshot-store.js";
 import { createFleetView, SERVICE_NAME, type FleetInstance, type InstanceStats } from "./fleet/discover-fleet.js";
 import { TORTMATCH_VERSION } from "./version.js";
+import { warmUpStages } from "./warm-up.js";
 
 /** Verdict publishes on the final delivery, at most (each bounded by TORT_PUBLISH_TIMEOUT_MS). */
 export const FINAL_PUBLISH_ATTEMPTS = 3;
@@ -446,6 +447,10 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
     refreshIntervalMs = ctx.refreshIntervalMs;
     if (ctx.snapshot !== snapshot$.value && ctx.snapshot !== null) {
       const first = snapshot$.value === null;
+      if (first) {
+        const warm = warmUpStages(ctx.snapshot);
+        log.debug({ iterations: warm.iterations, hits: warm.hits, ms: Math.round(warm.ms) }, "per-message stages warmed up");
+      }
       snapshot$.next(ctx.snapshot);
       if (first) limit.setCap(null);
       log.info({ version: ctx.version, loadKind: ctx.snapshot.loadKind, loads: ctx.loads, ...ctx.snapshot.counts }, "rule snapshot in service");
