@@ -449,7 +449,7 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
       const first = snapshot$.value === null;
       if (first) {
         const warm = warmUpStages(ctx.snapshot);
-        log.debug({ iterations: warm.iterations, hits: warm.hits, ms: Math.round(warm.ms) }, "per-message stages warmed up");
+        log.debug({ iterations: warm.iterations, hits: warm.hits, invalid: warm.invalid, ms: Math.round(warm.ms) }, "per-message stages warmed up");
       }
       snapshot$.next(ctx.snapshot);
       if (first) limit.setCap(null);

@@ -27,6 +27,7 @@ describe("warmUpStages", () => {
   it("runs the asked number of results when the time budget allows, some of them hitting rules", () => {
     const warm = warmUpStages(generatedSnapshot(), { iterations: 700, budgetMs: 60_000 });
     expect(warm.iterations).toBe(700);
+    expect(warm.invalid).toBe(0);
     expect(warm.hits).toBeGreaterThan(0);
     expect(warm.hits).toBeLessThan(700);
   });
@@ -37,7 +38,18 @@ describe("warmUpStages", () => {
 
   it("works on a snapshot without rules", () => {
     const empty = compileSnapshot(createRuleTableBuilder().freeze(), { loadKind: "full", loadedAt });
-    expect(warmUpStages(empty, { iterations: 300, budgetMs: 60_000 }).iterations).toBe(300);
+    expect(warmUpStages(empty, { iterations: 300, budgetMs: 60_000 })).toMatchObject({ iterations: 300, hits: 0, invalid: 0 });
+  });
+
+  it("makes only valid results when the rules name asset 0 (a valid property value, not a valid assetId)", () => {
+    const b = createRuleTableBuilder();
+    b.applyRule({ id: 1, ownerId: 1, action: "claim", priority: 0, minMatchedMs: 0, minRatioBp: 0, minScore: "0.000", state: 1, validFromMs: null, validToMs: null, isDeleted: 0, mtimeMs: 1 });
+    b.applyProperty({ id: 1, ruleId: 1, kind: "asset", value: "0", state: 1, isDeleted: 0, mtimeMs: 1 });
+    b.applyProperty({ id: 2, ruleId: 1, kind: "asset", value: "7", state: 1, isDeleted: 0, mtimeMs: 1 });
+    const snapshot = compileSnapshot(b.freeze(), { loadKind: "full", loadedAt });
+    const warm = warmUpStages(snapshot, { iterations: 300, budgetMs: 60_000 });
+    expect(warm).toMatchObject({ iterations: 300, invalid: 0 });
+    expect(warm.hits).toBeGreaterThan(0);
   });
 
   it("leaves the matcher's decisions as they were", () => {
