@@ -6,7 +6,8 @@ import { matchResult } from "../../src/match/match-result.js";
 import { createRuleTableBuilder, type PropertyRow, type RuleRow } from "../../src/match/rule-table.js";
 import { compileSnapshot } from "../../src/match/snapshot.js";
 import type { RecognitionResult } from "../../src/match/types.js";
-import { generateProperties, generateResultLines, generateRules } from "../../src/seed/generate-dataset.js";
+import { generateResultLines } from "../../src/seed/generate-dataset.js";
+import { generatedSnapshot } from "../support/rule-sets.js";
 
 const T = "2026-06-01T00:00:00.000Z";
 const rule = (over: Partial<RuleRow> & { id: number }): RuleRow => ({
@@ -62,12 +63,7 @@ describe("explainResult", () => {
 
   it("agrees with matchResult on every hit, over generated rules and results", () => {
     const dataset = { rules: 600, properties: 12_000, seed: 3 };
-    const b = createRuleTableBuilder();
-    for (const r of generateRules(dataset)) {
-      b.applyRule({ id: r.id, ownerId: r.owner_id, action: r.action, priority: r.priority, minMatchedMs: r.min_matched_ms, minRatioBp: r.min_ratio_bp, minScore: r.min_score, state: r.state, validFromMs: r.valid_from === null ? null : Date.parse(r.valid_from), validToMs: r.valid_to === null ? null : Date.parse(r.valid_to), isDeleted: r.is_deleted, mtimeMs: 1 });
-    }
-    for (const p of generateProperties(dataset)) b.applyProperty({ id: p.id, ruleId: p.rule_id, kind: p.kind, value: p.value, state: p.state, isDeleted: p.is_deleted, mtimeMs: 1 });
-    const snap = compileSnapshot(b.freeze(), { loadKind: "full", loadedAt: T });
+    const snap = generatedSnapshot(dataset);
     let compared = 0;
     for (const line of generateResultLines({ ...dataset, results: 2_000, invalidShare: 0 })) {
       const checked = decodeResultText(line);

@@ -7,7 +7,7 @@ import { decodeResultText } from "../../src/ingest/decode-result.js";
 import { createRuleTableBuilder, type PropertyRow, type RuleRow } from "../../src/match/rule-table.js";
 import { compileSnapshot, type RuleSnapshot } from "../../src/match/snapshot.js";
 import type { RecognitionResult } from "../../src/match/types.js";
-import { createRandom } from "../../src/seed/generate-dataset.js";
+import { createRandom, generateProperties, generateRules, type DatasetOptions } from "../../src/seed/generate-dataset.js";
 
 export const T0 = Date.parse("2026-06-01T00:00:00Z");
 export const ASSETS = 120; // few assets for 5,000+ rules: each is shared by dozens of rules
@@ -55,6 +55,17 @@ export function compile(set: { rules: RuleRow[]; properties: PropertyRow[] }): R
   set.rules.forEach((r) => builder.applyRule({ ...r }));
   set.properties.forEach((p) => builder.applyProperty(p));
   return compileSnapshot(builder.freeze(), { loadKind: "full", loadedAt: new Date(T0).toISOString() });
+}
+
+/** The seed command's generated rules (src/seed), as the loader hands their rows over, compiled. */
+export function generatedSnapshot(dataset: DatasetOptions): RuleSnapshot {
+  const rules = [...generateRules(dataset)].map((r): RuleRow => ({
+    id: r.id, ownerId: r.owner_id, action: r.action, priority: r.priority, minMatchedMs: r.min_matched_ms, minRatioBp: r.min_ratio_bp,
+    minScore: r.min_score, state: r.state, validFromMs: r.valid_from === null ? null : Date.parse(r.valid_from),
+    validToMs: r.valid_to === null ? null : Date.parse(r.valid_to), isDeleted: r.is_deleted, mtimeMs: 1,
+  }));
+  const properties = [...generateProperties(dataset)].map((p): PropertyRow => ({ id: p.id, ruleId: p.rule_id, kind: p.kind, value: p.value, state: p.state, isDeleted: p.is_deleted, mtimeMs: 1 }));
+  return compile({ rules, properties });
 }
 
 export const item = fc.record({
