@@ -240,6 +240,18 @@ describe("rule-cache machine", () => {
   });
 });
 
+/** A fleet instance that leads: it read `version` from MySQL and has published it. */
+async function servingLeader(version: string) {
+  const h = harness({ fleet: true });
+  h.actor.send({ type: "START" });
+  h.actor.send({ type: "FLEET.ROLE", role: "leader" });
+  h.loads[0]!.resolve(snapshotNamed(version));
+  await settle();
+  h.publishes[0]!.resolve();
+  await settle();
+  return h;
+}
+
 describe("rule-cache machine in a fleet", () => {
   it("a follower waits for the announcement, fetches each announced version and never reads MySQL", async () => {
     const h = harness({ fleet: true });
@@ -347,13 +359,7 @@ describe("rule-cache machine in a fleet", () => {
   });
 
   it("a pinned version is served while it exists; unpinned, the leader serves its own newest read again", async () => {
-    const h = harness({ fleet: true });
-    h.actor.send({ type: "START" });
-    h.actor.send({ type: "FLEET.ROLE", role: "leader" });
-    h.loads[0]!.resolve(snapshotNamed("v2"));
-    await settle();
-    h.publishes[0]!.resolve();
-    await settle();
+    const h = await servingLeader("v2");
     h.actor.send({ type: "FLEET.PINNED", version: "v1" });
     expect(h.state()).toBe("fetching");
     h.fetches[0]!.resolve(snapshotNamed("v1"));
@@ -392,13 +398,7 @@ describe("rule-cache machine in a fleet", () => {
   });
 
   it("a leader that loses the lease while its refresh is retried leaves refreshes to the new leader: no more loads", async () => {
-    const h = harness({ fleet: true });
-    h.actor.send({ type: "START" });
-    h.actor.send({ type: "FLEET.ROLE", role: "leader" });
-    h.loads[0]!.resolve(snapshotNamed("v1"));
-    await settle();
-    h.publishes[0]!.resolve();
-    await settle();
+    const h = await servingLeader("v1");
     h.actor.send({ type: "REFRESH", reason: "notice" });
     h.loads[1]!.reject(new Error("ECONNREFUSED"));
     await settle();
