@@ -26,6 +26,7 @@ import { publishInputs, readStream, removeTopology, uniqueNames } from "../test/
 import { runChild } from "./children/run-child.js";
 import { decodeResult } from "../src/ingest/decode-result.js";
 import { buildVerdict, matchResult } from "../src/match/match-result.js";
+import { encodeVerdict } from "../src/verdict/publish.js";
 import { createRuleLoader } from "../src/rules/load-rules.js";
 import { createMetrics } from "../src/ops/metrics.js";
 import { createServiceStats } from "../src/ops/service-stats.js";
@@ -76,7 +77,7 @@ async function bareLoop(config: Config, expected: () => number, onSettled?: () =
         const checked = decodeResult(m.data);
         if (checked.ok) {
           const verdict = buildVerdict(checked.value, matchResult(work, checked.value), work.version, { stream: m.info.stream, seq: m.seq }, new Date().toISOString());
-          body = encoder.encode(JSON.stringify(verdict));
+          body = encodeVerdict(verdict);
           to = `${config.TORT_VERDICT_SUBJECT_PREFIX}.${verdict.action}`;
         }
       }
@@ -207,7 +208,7 @@ async function stageCosts(snapshot: RuleSnapshot): Promise<Record<string, number
     encode: perMessage(() => {
       encoded.length = 0;
       const now = new Date().toISOString();
-      decoded.forEach((r, i) => encoded.push(encoder.encode(JSON.stringify(buildVerdict(r, decisions[i]!, snapshot.version, source, now)))));
+      decoded.forEach((r, i) => encoded.push(encodeVerdict(buildVerdict(r, decisions[i]!, snapshot.version, source, now))));
     }, decoded.length),
   };
   const metrics = createMetrics({ inFlight: () => 0, limit: () => 64, waiting: () => 0, snapshot: () => snapshot, ruleCacheState: () => "ready", ruleCacheStates: ["ready"], now: Date.now });

@@ -12,6 +12,7 @@
 import { decodeResult } from "./ingest/decode-result.js";
 import { decideVerdict } from "./match/match-result.js";
 import { slotAssetId, type RuleSnapshot } from "./match/snapshot.js";
+import { encodeVerdict } from "./verdict/publish.js";
 
 export interface WarmUpOptions {
   /** Most results run through the stages. */
@@ -76,7 +77,6 @@ function syntheticInputs(assets: readonly number[]): Uint8Array[] {
 export function warmUpStages(snapshot: RuleSnapshot, options: WarmUpOptions = DEFAULT_WARM_UP): { iterations: number; hits: number; invalid: number; ms: number } {
   const started = performance.now();
   const inputs = syntheticInputs(sampleAssets(snapshot, SAMPLED_ASSETS));
-  const encoder = new TextEncoder();
   let i = 0;
   let hits = 0;
   let invalid = 0;
@@ -88,7 +88,7 @@ export function warmUpStages(snapshot: RuleSnapshot, options: WarmUpOptions = DE
       continue;
     }
     if (decided.verdict.action !== "pass") hits++;
-    encoder.encode(JSON.stringify(decided.verdict));
+    encodeVerdict(decided.verdict);
   }
   return { iterations: i, hits, invalid, ms: performance.now() - started };
 }

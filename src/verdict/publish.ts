@@ -67,13 +67,18 @@ export interface PublisherOptions {
   readonly maxPayload: () => number;
 }
 
+/**
+ * A verdict's message body: its JSON as UTF-8. Buffer.from, not TextEncoder: a verdict's few hundred
+ * bytes come from Buffer's pool, in half the time of TextEncoder.encode's allocation of its own
+ * (Node 20: 0.55 vs 1.08 µs).
+ */
+export const encodeVerdict = (verdict: Verdict): Uint8Array => Buffer.from(JSON.stringify(verdict), "utf8");
+
 export function createPublisher(js: JetStreamClient, o: PublisherOptions) {
   return {
     /** Publish the verdict for `source` to `<prefix>.<action>`. */
     publishVerdict(verdict: Verdict, source: VerdictSource): Promise<PublishOutcome> {
-      // Buffer.from, not TextEncoder: a verdict's few hundred bytes come from Buffer's pool, in half
-      // the time of TextEncoder.encode's allocation of its own (Node 20: 0.55 vs 1.08 µs).
-      const body = Buffer.from(JSON.stringify(verdict), "utf8");
+      const body = encodeVerdict(verdict);
       return attempt(() => js.publish(`${o.subjects.verdictSubjectPrefix}.${verdict.action}`, body, { msgID: verdictMsgId(source), timeout: o.timeoutMs }));
     },
     /** Publish the original bytes with the reason in headers (spec section 6). */
