@@ -57,8 +57,28 @@ interface Decoded {
   readonly checked: Checked<RecognitionResult>;
 }
 
+/**
+ * `now()` as ISO-8601 text, made once per millisecond and reused within it: a verdict's decidedAt
+ * has millisecond precision, and Date#toISOString costs ~1.1 µs a call on Node 20, more than
+ * matching a result does.
+ */
+export function isoClock(now: () => Date): () => string {
+  let lastMs = Number.NaN;
+  let lastText = "";
+  return () => {
+    const date = now();
+    const ms = date.getTime();
+    if (ms !== lastMs) {
+      lastMs = ms;
+      lastText = date.toISOString();
+    }
+    return lastText;
+  };
+}
+
 export function runPipeline(o: PipelineOptions): RunningPipeline {
   const draining = new AbortController();
+  const decidedAt = isoClock(o.now);
   const { limit, budget, stats } = o;
   let subscription: { unsubscribe(): void } | undefined;
   const done = new Promise<void>((resolve, reject) => {
@@ -87,7 +107,7 @@ export function runPipeline(o: PipelineOptions): RunningPipeline {
           try {
             const input = deliveredMessage(msg);
             const startedAt = performance.now();
-            const decided = decideVerdict(checked, snapshot, input.source, o.now().toISOString());
+            const decided = decideVerdict(checked, snapshot, input.source, decidedAt());
             if (decided.ok) o.onMatched?.((performance.now() - startedAt) / 1000);
             settled = await settleMessage(input, decided, o.settle);
           } catch (err) {
