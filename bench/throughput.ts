@@ -211,14 +211,14 @@ async function stageCosts(snapshot: RuleSnapshot): Promise<Record<string, number
       decoded.forEach((r, i) => encoded.push(encodeVerdict(buildVerdict(r, decisions[i]!, snapshot.version, source, now))));
     }, decoded.length),
   };
-  const metrics = createMetrics({ inFlight: () => 0, limit: () => 64, waiting: () => 0, snapshot: () => snapshot, ruleCacheState: () => "ready", ruleCacheStates: ["ready"], now: Date.now });
   const stats = createServiceStats();
+  const metrics = createMetrics({ stats, inFlight: () => 0, limit: () => 64, waiting: () => 0, snapshot: () => snapshot, ruleCacheState: () => "ready", ruleCacheStates: ["ready"], now: Date.now });
   const latencies = createLatencyWindow();
   costs.bookkeeping = perMessage(() => {
     for (let i = 0; i < decoded.length; i++) {
       stats.messageReceived();
       metrics.matched(0.000002);
-      metrics.messageSettled("verdict", "block", 0.004);
+      metrics.settledAfter(0.004);
       latencies.observe(0.004);
       stats.messageSettled("verdict", "block");
     }

@@ -203,6 +203,7 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
   /** The consumer's lag, once the lag poller runs. */
   let lag: () => ConsumerLag | null = () => null;
   const metrics = createMetrics({
+    stats,
     inFlight: () => stats.inFlight,
     limit: () => limit.limit,
     waiting: () => stats.waiting,
@@ -355,7 +356,7 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
           log,
           onSettled: (settled, msg) => {
             const endToEnd = Math.max(0, now().getTime() - msg.info.timestampNanos / 1e6) / 1000;
-            metrics.messageSettled(settled.outcome, settled.action, endToEnd);
+            metrics.settledAfter(endToEnd);
             latencies.observe(endToEnd);
             if (settled.deadLetter !== undefined) metrics.deadLettered(settled.deadLetter);
           },

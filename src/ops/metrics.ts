@@ -1,16 +1,19 @@
 /**
  * Prometheus metrics (prom-client), registered in a registry of their own.
- * Counters and histograms are fed as things happen; gauges are read from the
- * live objects when scraped.
+ * Counters and histograms are fed as things happen, except the messages and
+ * verdicts counted by ServiceStats already; those and the gauges are read
+ * from the live objects when scraped.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { RuleSnapshot } from "../match/snapshot.js";
 import type { ConsumerLag } from "../ingest/consumer-lag.js";
 import { DEAD_LETTER_CLASSES, type DeadLetterClass } from "../verdict/decide-settlement.js";
-import { OUTCOMES, type Outcome } from "./service-stats.js";
-import { VERDICT_ACTIONS, type VerdictAction } from "../match/types.js";
+import { OUTCOMES, type Outcome, type ServiceStats } from "./service-stats.js";
+import { VERDICT_ACTIONS } from "../match/types.js";
 
 export interface MetricsSources {
+  /** The pipeline's own counts of settlements, by outcome and by verdict action: the counters read them when scraped. */
+  readonly stats: Pick<ServiceStats, "outcomes" | "verdicts">;
   readonly inFlight: () => number;
   readonly limit: () => number;
   readonly waiting: () => number;
@@ -50,8 +53,24 @@ export function createMetrics(sources: MetricsSources) {
     for (const value of values) counter.inc({ [label]: value } as Partial<Record<L, string>>, 0);
     return counter;
   };
-  const messages = labelledCounter("tortmatch_messages_total", "Messages settled, by outcome", "outcome", OUTCOMES);
-  const verdicts = labelledCounter("tortmatch_verdicts_total", "Verdicts published, by action", "action", VERDICT_ACTIONS);
+  /**
+   * A counter of what the pipeline counts already (ServiceStats), copied from it when scraped rather
+   * than incremented a second time per message (prom-client hashes the labels on every inc).
+   */
+  const mirroredCounter = <L extends string>(name: string, help: string, label: L, values: readonly string[], read: () => Readonly<Record<string, number>>) =>
+    new Counter<L>({
+      name,
+      help,
+      labelNames: [label],
+      registers: [registry],
+      collect() {
+        const counts = read();
+        this.reset();
+        for (const value of values) this.inc({ [label]: value } as Partial<Record<L, string>>, counts[value] ?? 0);
+      },
+    });
+  mirroredCounter("tortmatch_messages_total", "Messages settled, by outcome", "outcome", OUTCOMES, () => sources.stats.outcomes);
+  mirroredCounter("tortmatch_verdicts_total", "Verdicts published, by action", "action", VERDICT_ACTIONS, () => sources.stats.verdicts);
   const matchSeconds = new Histogram({
     name: "tortmatch_match_seconds",
     help: "Time to decode and match one result",
@@ -171,11 +190,8 @@ export function createMetrics(sources: MetricsSources) {
     registry,
     exhaustedSettled: (outcome: Outcome) => exhausted.inc({ outcome }),
     deadLettered: (reason: DeadLetterClass) => deadLetters.inc({ reason }),
-    messageSettled(outcome: Outcome, action: VerdictAction | undefined, endToEndSeconds: number | null) {
-      messages.inc({ outcome });
-      if (action !== undefined && (outcome === "verdict" || outcome === "duplicate-verdict")) verdicts.inc({ action });
-      if (endToEndSeconds !== null) endToEnd.observe(endToEndSeconds);
-    },
+    /** A message settled this long after it was stored in the input stream (its outcome is counted by ServiceStats). */
+    settledAfter: (endToEndSeconds: number) => endToEnd.observe(endToEndSeconds),
     matched: (seconds: number) => matchSeconds.observe(seconds),
     rowsRead: (rows: number) => rowsRead.inc(rows),
     ruleFetch: (result: "ok" | "error") => fetches.inc({ result }),

@@ -1,14 +1,32 @@
 import { describe, expect, it } from "vitest";
 import { createMetrics } from "../../src/ops/metrics.js";
+import { createServiceStats } from "../../src/ops/service-stats.js";
 
 describe("metrics", () => {
   it("exports every outcome and action at 0 from the start, and names the process's own metrics once", async () => {
-    const metrics = createMetrics({ inFlight: () => 0, limit: () => 64, waiting: () => 0, snapshot: () => null, ruleCacheState: () => "idle", ruleCacheStates: ["idle"], now: () => 0 });
+    const metrics = createMetrics({ stats: createServiceStats(), inFlight: () => 0, limit: () => 64, waiting: () => 0, snapshot: () => null, ruleCacheState: () => "idle", ruleCacheStates: ["idle"], now: () => 0 });
     const text = await metrics.registry.metrics();
     for (const outcome of ["verdict", "duplicate-verdict", "dead-letter", "retry", "stuck"]) expect(text).toContain(`tortmatch_messages_total{outcome="${outcome}"} 0`);
     for (const action of ["block", "limit", "review", "claim", "pass"]) expect(text).toContain(`tortmatch_verdicts_total{action="${action}"} 0`);
     expect(text).toContain('tortmatch_rule_loads_total{kind="full",result="error"} 0');
     expect(text).toContain("tortmatch_process_cpu_seconds_total");
     expect(text).not.toContain("tortmatch_process_process_");
+  });
+
+  it("exports the pipeline's counts of messages and verdicts as they are when scraped", async () => {
+    const stats = createServiceStats();
+    const metrics = createMetrics({ stats, inFlight: () => 0, limit: () => 64, waiting: () => 0, snapshot: () => null, ruleCacheState: () => "idle", ruleCacheStates: ["idle"], now: () => 0 });
+    for (let i = 0; i < 3; i++) stats.messageSettled("verdict", "claim");
+    stats.messageSettled("duplicate-verdict", "block");
+    stats.messageSettled("dead-letter");
+    let text = await metrics.registry.metrics();
+    expect(text).toContain('tortmatch_messages_total{outcome="verdict"} 3');
+    expect(text).toContain('tortmatch_messages_total{outcome="dead-letter"} 1');
+    expect(text).toContain('tortmatch_verdicts_total{action="claim"} 3');
+    expect(text).toContain('tortmatch_verdicts_total{action="block"} 1');
+    stats.messageSettled("verdict", "claim");
+    text = await metrics.registry.metrics();
+    expect(text).toContain('tortmatch_messages_total{outcome="verdict"} 4');
+    expect(text).toContain('tortmatch_verdicts_total{action="claim"} 4');
   });
 });
