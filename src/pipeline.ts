@@ -5,14 +5,14 @@
  * → publish and settle (verdict/: a pure decision and its executor), as many
  * at once as the live limit allows.
  */
-import type { Consumer, JsMsg } from "@nats-io/jetstream";
+import type { JsMsg } from "@nats-io/jetstream";
 import type { Logger } from "pino";
 import { map, mergeMap, type Observable } from "rxjs";
 import { awaitSnapshot } from "./gate/await-snapshot.js";
 import type { ByteBudget } from "./gate/byte-budget.js";
 import type { ConcurrencyLimit } from "./gate/concurrency-limit.js";
 import { decodeResult } from "./ingest/decode-result.js";
-import { pullMessages, type PullOptions } from "./ingest/pull-messages.js";
+import { pullMessages, type PullOptions, type PullSource } from "./ingest/pull-messages.js";
 import { decideVerdict } from "./match/match-result.js";
 import type { RuleSnapshot } from "./match/snapshot.js";
 import type { Checked, RecognitionResult } from "./match/types.js";
@@ -23,7 +23,8 @@ import { deliveredMessage, settleMessage, type Settled, type SettleOptions } fro
 export const MAX_CONCURRENCY = 4096;
 
 export interface PipelineOptions {
-  readonly consumer: Consumer;
+  /** The durable consumer pulled from. */
+  readonly source: PullSource;
   readonly limit: ConcurrencyLimit;
   /** Bytes of messages between pull and settlement. */
   readonly budget: ByteBudget;
@@ -82,7 +83,7 @@ export function runPipeline(o: PipelineOptions): RunningPipeline {
   const { limit, budget, stats } = o;
   let subscription: { unsubscribe(): void } | undefined;
   const done = new Promise<void>((resolve, reject) => {
-    subscription = pullMessages(o.consumer, limit, budget, { ...o.pull, drainSignal: draining.signal }, o.log)
+    subscription = pullMessages(o.source, limit, budget, { ...o.pull, drainSignal: draining.signal }, o.log)
       .pipe(
         map(({ msg, bytes }): Decoded => {
           stats.messageReceived();

@@ -3,10 +3,19 @@
  * concurrency limit before each pull request and asks for exactly that many
  * messages, so the Observable never emits more than the limit allows and no
  * operator downstream has to buffer: what is not pulled stays in JetStream.
- * Several pull requests may be outstanding at once (each holds its own
- * credits); a request that ends short gives its unused credits back.
+ *
+ * One long-lived inbox subscription receives every pull request's messages;
+ * each request names its own reply subject (`<inbox>.<batch>`), so the
+ * server's status for a request (408 expired with N undelivered, 409
+ * rejected) says whose credits come back. Messages themselves are fungible:
+ * each one delivered spends one credit asked for. nats.js's `fetch()` opens a
+ * subscription, a heartbeat monitor and an iterator per request (~9 µs a
+ * message at 30 a request here), and its `consume()` pulls again as messages
+ * arrive, not as they are settled, so it cannot keep the credit bound.
  */
-import type { Consumer, JsMsg } from "@nats-io/jetstream";
+import type { JsMsg } from "@nats-io/jetstream";
+import { createInbox, type Msg, type NatsConnection, type Subscription } from "@nats-io/nats-core";
+import { createRequire } from "node:module";
 import { Observable } from "rxjs";
 import type { Logger } from "pino";
 import type { ByteBudget } from "../gate/byte-budget.js";
@@ -14,10 +23,23 @@ import type { ConcurrencyLimit } from "../gate/concurrency-limit.js";
 import { MAX_RESULT_BYTES } from "./decode-result.js";
 
 /**
+ * nats.js turns a delivered message into a JsMsg with `toJsMsg`, which its
+ * package does not export (@nats-io/jetstream is pinned; see the README's
+ * "Patches" section). Read from its own file once, checked at load.
+ */
+const toJsMsg: (msg: Msg, ackTimeoutMs: number) => JsMsg = (() => {
+  const jetstreamLib = createRequire(createRequire(import.meta.url).resolve("@nats-io/jetstream"));
+  const fn = (jetstreamLib("./jsmsg.js") as { toJsMsg?: unknown }).toJsMsg;
+  if (typeof fn !== "function") throw new Error("@nats-io/jetstream's lib/jsmsg.js has no toJsMsg: pull-messages.ts needs the pinned version (3.4.0)");
+  return fn as (msg: Msg, ackTimeoutMs: number) => JsMsg;
+})();
+
+/**
  * Bytes reserved for each message a pull request asks for: the largest
- * accepted result with its subject and headers. nats.js cannot bound a fetch
- * by messages and bytes at once, so a request reserves the worst case per
- * message, and each message that arrives gives back what it did not use.
+ * accepted result with its subject and headers. A request is bounded by
+ * messages, not bytes (a byte bound would let the server stop a request on
+ * one large message), so it reserves the worst case per message, and each
+ * message that arrives gives back what it did not use.
  */
 export const MESSAGE_RESERVE_BYTES = MAX_RESULT_BYTES + 64 * 1024;
 
@@ -27,11 +49,20 @@ export interface PulledMessage {
   readonly bytes: number;
 }
 
+/** The durable consumer to pull from. */
+export interface PullSource {
+  readonly nc: NatsConnection;
+  readonly stream: string;
+  readonly consumer: string;
+  /** The JetStream API prefix; `$JS.API` unless a domain or an import says otherwise. */
+  readonly apiPrefix?: string;
+}
+
 /**
  * A message's bytes as held in the process, about: body, subject, reply subject and
  * up to 512 bytes of headers (counted, not decoded: decoding them per message costs more).
  */
-const sizeOf = (msg: JsMsg) => msg.data.length + msg.subject.length + 640;
+const sizeOf = (msg: Msg) => msg.data.length + msg.subject.length + 640;
 
 export interface PullOptions {
   /** Most messages one pull request asks for. */
@@ -48,6 +79,13 @@ export interface PullOptions {
   readonly drainSignal?: AbortSignal;
 }
 
+/** How long a JsMsg waits for the server's answer to an ack it asked to be confirmed (ackAck); tortmatch does not ask. */
+const ACK_ANSWER_TIMEOUT_MS = 5_000;
+
+/** Statuses that refuse a request before it delivers anything: all its credits come back. */
+const refusedUpFront = (code: number, description: string) =>
+  code === 400 || code === 404 || (code === 409 && description.toLowerCase().startsWith("exceeded max"));
+
 const pause = (ms: number, signal: AbortSignal) =>
   new Promise<void>((resolve) => {
     const timer = setTimeout(resolve, ms);
@@ -62,55 +100,132 @@ const pause = (ms: number, signal: AbortSignal) =>
  * `limit` and `bytes` of `budget`: whoever settles it must release both.
  * Unsubscribing stops at once; `drainSignal` stops gracefully. Messages
  * already delivered keep their credits until settled.
+ *
+ * Open requests are void, and their credits come back, when the connection
+ * is re-established, when the server says the consumer went away (409) or
+ * had no responder (503), and when nothing — no message, no status, no idle
+ * heartbeat — was heard for two heartbeats while requests were open (a
+ * missing consumer answers nothing). The inbox is then replaced, so a late
+ * delivery to a void request never reaches the process (the server
+ * redelivers it after the ack wait).
  */
-export function pullMessages(consumer: Consumer, limit: ConcurrencyLimit, budget: ByteBudget, options: PullOptions, log: Logger): Observable<PulledMessage> {
+export function pullMessages(source: PullSource, limit: ConcurrencyLimit, budget: ByteBudget, options: PullOptions, log: Logger): Observable<PulledMessage> {
   return new Observable<PulledMessage>((subscriber) => {
+    const { nc } = source;
+    const nextSubject = `${source.apiPrefix ?? "$JS.API"}.CONSUMER.MSG.NEXT.${source.stream}.${source.consumer}`;
+    const heartbeatMs = Math.max(500, Math.min(5_000, Math.floor(options.expiresMs / 2)));
     const stop = new AbortController();
-    const open = new Set<{ stop(): void }>();
-    // Either signal ends the loop; only unsubscribing (stop) cancels open requests.
+    // Either signal ends the loop; only unsubscribing (stop) voids open requests.
     const noMorePulls = options.drainSignal ? AbortSignal.any([stop.signal, options.drainSignal]) : stop.signal;
-    let running = 0;
+    /** Messages asked for and neither delivered nor reported undelivered: the credits (and reserves) open requests hold. */
+    let outstanding = 0;
     let loopEnded = false;
-    const maybeComplete = () => {
-      if (loopEnded && running === 0) subscriber.complete();
-    };
+    let completed = false;
+    /** Set when a request failed: the loop pauses before the next one. */
+    let failed = false;
+    let disconnected = false;
+    let lastHeard = performance.now();
+    let prefix = "";
+    let inbox: Subscription | null = null;
 
-    const drainOne = async (credits: number) => {
-      let received = 0;
-      running++;
-      try {
-        const batch = await consumer.fetch({ max_messages: credits, expires: options.expiresMs });
-        if (stop.signal.aborted) {
-          batch.stop();
-          return;
-        }
-        open.add(batch);
-        try {
-          for await (const msg of batch) {
-            received++;
-            // The message keeps what it holds of its reserve, and gives back the rest.
-            const charge = Math.min(sizeOf(msg), MESSAGE_RESERVE_BYTES);
-            budget.release(MESSAGE_RESERVE_BYTES - charge);
-            subscriber.next({ msg, bytes: charge });
-          }
-        } finally {
-          open.delete(batch);
-        }
-      } catch (err) {
-        if (!stop.signal.aborted) {
-          log.warn({ err: (err as Error).message }, "pull request failed; retrying");
-          await pause(options.retryDelayMs, stop.signal);
-        }
-      } finally {
-        limit.release(credits - received);
-        budget.release((credits - received) * MESSAGE_RESERVE_BYTES);
-        running--;
-        maybeComplete();
+    const giveBack = (messages: number) => {
+      const n = Math.min(messages, outstanding);
+      if (n <= 0) return;
+      outstanding -= n;
+      limit.release(n);
+      budget.release(n * MESSAGE_RESERVE_BYTES);
+    };
+    const maybeComplete = () => {
+      if (loopEnded && outstanding === 0 && !completed) {
+        completed = true;
+        subscriber.complete();
       }
     };
+    const onMessage = (err: Error | null, msg: Msg) => {
+      if (err !== null) {
+        // The server refused the subscription (permissions): nothing can be pulled.
+        subscriber.error(new Error(`pull inbox refused: ${err.message}`));
+        return;
+      }
+      lastHeard = performance.now();
+      if (msg.subject.startsWith(prefix)) {
+        onStatus(msg);
+        return;
+      }
+      if (outstanding === 0) {
+        // Not asked for (it cannot be, with a fresh inbox per reset): back to the stream at once, the bound holds.
+        log.warn({ subject: msg.subject }, "a message arrived that no open pull request asked for; nak'd");
+        toJsMsg(msg, ACK_ANSWER_TIMEOUT_MS).nak();
+        return;
+      }
+      outstanding--;
+      // The message keeps what it holds of its reserve, and gives back the rest.
+      const charge = Math.min(sizeOf(msg), MESSAGE_RESERVE_BYTES);
+      budget.release(MESSAGE_RESERVE_BYTES - charge);
+      subscriber.next({ msg: toJsMsg(msg, ACK_ANSWER_TIMEOUT_MS), bytes: charge });
+      maybeComplete();
+    };
+    const onStatus = (msg: Msg) => {
+      const code = msg.headers?.code ?? 0;
+      const description = msg.headers?.description ?? "";
+      if (code === 100) return; // idle heartbeat: the request is alive
+      if (code === 408) {
+        // Expired: the server says how many it did not deliver.
+        const left = Number(msg.headers?.get("Nats-Pending-Messages"));
+        if (Number.isInteger(left) && left >= 0) giveBack(left);
+        else reset(`a request expired without saying what it left (${description})`);
+      } else if (refusedUpFront(code, description)) {
+        failed = true;
+        log.warn({ code, description }, "pull request refused; retrying");
+        giveBack(Number(msg.subject.slice(prefix.length + 1)) || 0);
+      } else {
+        // 409 Consumer Deleted or Leadership Change, 503 no responders, ...: every open request is void.
+        failed = true;
+        reset(`${code} ${description}`.trim());
+      }
+      maybeComplete();
+    };
+    const openInbox = () => {
+      prefix = createInbox();
+      inbox = nc.subscribe(`${prefix}.*`, { callback: onMessage });
+    };
+    /** Void every open request: a new inbox, their credits back. */
+    const reset = (why: string) => {
+      if (outstanding > 0) log.warn({ why, open: outstanding }, "open pull requests void; asking again");
+      inbox?.unsubscribe();
+      giveBack(outstanding);
+      if (!stop.signal.aborted) openInbox();
+    };
 
-    (async () => {
+    openInbox();
+    const watchdog = setInterval(() => {
+      if (outstanding > 0 && !disconnected && performance.now() - lastHeard > 2 * heartbeatMs) {
+        failed = true;
+        reset(`nothing heard for ${Math.round(performance.now() - lastHeard)} ms (is consumer ${source.consumer} there?)`);
+        lastHeard = performance.now();
+        maybeComplete();
+      }
+    }, heartbeatMs);
+    const statuses = nc.status();
+    void (async () => {
+      for await (const s of statuses) {
+        if (s.type === "disconnect") disconnected = true;
+        if (s.type === "reconnect") {
+          disconnected = false;
+          lastHeard = performance.now();
+          reset("reconnected: the server may have forgotten them");
+          maybeComplete();
+        }
+      }
+    })();
+
+    void (async () => {
       while (!noMorePulls.aborted) {
+        if (failed) {
+          failed = false;
+          await pause(options.retryDelayMs, noMorePulls);
+          continue;
+        }
         let credits: number;
         try {
           credits = await limit.acquire(options.maxBatch, noMorePulls);
@@ -128,7 +243,16 @@ export function pullMessages(consumer: Consumer, limit: ConcurrencyLimit, budget
         const asked = Math.min(credits, Math.floor(bytes / MESSAGE_RESERVE_BYTES));
         limit.release(credits - asked);
         budget.release(bytes - asked * MESSAGE_RESERVE_BYTES);
-        void drainOne(asked);
+        try {
+          if (outstanding === 0) lastHeard = performance.now(); // the watchdog times this request from now
+          nc.publish(nextSubject, JSON.stringify({ batch: asked, expires: options.expiresMs * 1e6, idle_heartbeat: heartbeatMs * 1e6 }), { reply: `${prefix}.${asked}` });
+          outstanding += asked;
+        } catch (err) {
+          limit.release(asked);
+          budget.release(asked * MESSAGE_RESERVE_BYTES);
+          log.warn({ err: (err as Error).message }, "pull request failed; retrying");
+          failed = true;
+        }
       }
       loopEnded = true;
       maybeComplete();
@@ -136,7 +260,10 @@ export function pullMessages(consumer: Consumer, limit: ConcurrencyLimit, budget
 
     return () => {
       stop.abort(new Error("pull stopped"));
-      for (const batch of open) batch.stop();
+      clearInterval(watchdog);
+      (statuses as { stop?: () => void }).stop?.();
+      inbox?.unsubscribe();
+      giveBack(outstanding);
     };
   });
 }
