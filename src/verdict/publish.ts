@@ -37,12 +37,16 @@ export function classifyPublishError(err: unknown): PublishOutcome {
   return { kind: "failed", certainty: refused ? "refused" : "unknown", error };
 }
 
-const attempt = async (publish: () => Promise<{ duplicate: boolean }>): Promise<PublishOutcome> => {
+const STORED: PublishOutcome = Object.freeze({ kind: "stored" });
+const DUPLICATE: PublishOutcome = Object.freeze({ kind: "duplicate" });
+const ackOutcome = (ack: { duplicate: boolean }): PublishOutcome => (ack.duplicate ? DUPLICATE : STORED);
+
+/** The publish's outcome; a then() rather than an async wrapper: one promise less per message. */
+const attempt = (publish: () => Promise<{ duplicate: boolean }>): Promise<PublishOutcome> => {
   try {
-    const ack = await publish();
-    return ack.duplicate ? { kind: "duplicate" } : { kind: "stored" };
+    return publish().then(ackOutcome, classifyPublishError);
   } catch (err) {
-    return classifyPublishError(err);
+    return Promise.resolve(classifyPublishError(err));
   }
 };
 

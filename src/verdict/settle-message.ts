@@ -9,7 +9,7 @@ import type { Logger } from "pino";
 import type { Verdict, VerdictAction, VerdictSource } from "../match/types.js";
 import { deadLetterClass, decideSettlement, type DeadLetterClass, type PublishOutcome, type SettlementFacts, type SettlementOutcome } from "./decide-settlement.js";
 import type { Publisher } from "./publish.js";
-import type { LookupAnswer, VerdictLookup } from "./verdict-lookup.js";
+import type { VerdictLookup } from "./verdict-lookup.js";
 
 export interface SettleOptions {
   readonly publisher: Publisher;
@@ -91,32 +91,34 @@ class DeliveredMessage implements Settleable {
 /** A delivered input message as a Settleable. */
 export const deliveredMessage = (msg: JsMsg): Settleable => new DeliveredMessage(msg);
 
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+const DECODED = Object.freeze({ ok: true as const });
+
 export async function settleMessage(msg: Settleable, decided: Decided, o: SettleOptions): Promise<Settled> {
   const source = msg.source;
   const verdictAttempts: PublishOutcome[] = [];
-  let deadLetter: PublishOutcome | undefined;
-  let lookup: LookupAnswer | undefined;
   let deadLetterReason = "";
   const late =
     o.lookup !== undefined &&
     o.duplicateWindowMs !== undefined &&
     msg.delivery > 1 &&
     (o.now ?? Date.now)() - msg.storedAtMs > o.duplicateWindowMs * LATE_SHARE_OF_WINDOW;
-  const facts = (): SettlementFacts => ({
-    decoded: decided.ok ? { ok: true } : decided,
+  // One facts object, updated as steps end (decideSettlement keeps nothing of it between calls).
+  const facts: Mutable<SettlementFacts> = {
+    decoded: decided.ok ? DECODED : decided,
     delivery: msg.delivery,
     finalDelivery: o.finalDelivery,
     maxPublishAttempts: o.maxPublishAttempts,
     verdictAttempts,
-    ...(deadLetter !== undefined ? { deadLetter } : {}),
+    deadLetter: undefined,
     late,
-    ...(lookup !== undefined ? { lookup } : {}),
-  });
+    lookup: undefined,
+  };
   for (;;) {
-    const step = decideSettlement(facts());
+    const step = decideSettlement(facts);
     switch (step.do) {
       case "lookup-verdict":
-        lookup = await o.lookup!.find(source, msg.storedAtMs);
+        facts.lookup = await o.lookup!.find(source, msg.storedAtMs);
         continue;
       case "publish-verdict":
         if (verdictAttempts.length > 0) msg.working(); // a retry on the final delivery: keep the ack wait ahead of it
@@ -124,7 +126,7 @@ export async function settleMessage(msg: Settleable, decided: Decided, o: Settle
         continue;
       case "publish-dead-letter":
         deadLetterReason = step.reason;
-        deadLetter = await o.publisher.publishDeadLetter(msg.data, source, step.reason);
+        facts.deadLetter = await o.publisher.publishDeadLetter(msg.data, source, step.reason);
         continue;
       case "ack":
         // Outside any publish: an ack that throws (connection closing) is not a failed publish.
