@@ -8,6 +8,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom
 import type { RuleSnapshot } from "../match/snapshot.js";
 import type { ConsumerLag } from "../ingest/consumer-lag.js";
 import { DEAD_LETTER_CLASSES, type DeadLetterClass } from "../verdict/decide-settlement.js";
+import { createBucketHistogram } from "./bucket-histogram.js";
 import { OUTCOMES, type Outcome, type ServiceStats } from "./service-stats.js";
 import { VERDICT_ACTIONS } from "../match/types.js";
 
@@ -71,13 +72,14 @@ export function createMetrics(sources: MetricsSources) {
     });
   mirroredCounter("tortmatch_messages_total", "Messages settled, by outcome", "outcome", OUTCOMES, () => sources.stats.outcomes);
   mirroredCounter("tortmatch_verdicts_total", "Verdicts published, by action", "action", VERDICT_ACTIONS, () => sources.stats.verdicts);
-  const matchSeconds = new Histogram({
+  // The two observed per message: bucket histograms (prom-client's own per call costs ~0.4 µs).
+  const matchSeconds = createBucketHistogram({
     name: "tortmatch_match_seconds",
     help: "Time to decode and match one result",
     buckets: [1e-6, 5e-6, 1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 1e-2],
     registers: [registry],
   });
-  const endToEnd = new Histogram({
+  const endToEnd = createBucketHistogram({
     name: "tortmatch_end_to_end_seconds",
     help: "From the message's arrival in the input stream to its settlement",
     buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120],
