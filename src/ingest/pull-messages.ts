@@ -15,24 +15,12 @@
  */
 import type { JsMsg } from "@nats-io/jetstream";
 import { createInbox, type Msg, type NatsConnection, type Subscription } from "@nats-io/nats-core";
-import { createRequire } from "node:module";
 import { Observable } from "rxjs";
 import type { Logger } from "pino";
 import type { ByteBudget } from "../gate/byte-budget.js";
 import type { ConcurrencyLimit } from "../gate/concurrency-limit.js";
 import { MAX_RESULT_BYTES } from "./decode-result.js";
-
-/**
- * nats.js turns a delivered message into a JsMsg with `toJsMsg`, which its
- * package does not export (@nats-io/jetstream is pinned; see the README's
- * "Patches" section). Read from its own file once, checked at load.
- */
-const toJsMsg: (msg: Msg, ackTimeoutMs: number) => JsMsg = (() => {
-  const jetstreamLib = createRequire(createRequire(import.meta.url).resolve("@nats-io/jetstream"));
-  const fn = (jetstreamLib("./jsmsg.js") as { toJsMsg?: unknown }).toJsMsg;
-  if (typeof fn !== "function") throw new Error("@nats-io/jetstream's lib/jsmsg.js has no toJsMsg: pull-messages.ts needs the pinned version (3.4.0)");
-  return fn as (msg: Msg, ackTimeoutMs: number) => JsMsg;
-})();
+import { jsMessage } from "./js-message.js";
 
 /**
  * Bytes reserved for each message a pull request asks for: the largest
@@ -78,9 +66,6 @@ export interface PullOptions {
    */
   readonly drainSignal?: AbortSignal;
 }
-
-/** How long a JsMsg waits for the server's answer to an ack it asked to be confirmed (ackAck); tortmatch does not ask. */
-const ACK_ANSWER_TIMEOUT_MS = 5_000;
 
 /** Statuses that refuse a request before it delivers anything: all its credits come back. */
 const refusedUpFront = (code: number, description: string) =>
@@ -155,14 +140,14 @@ export function pullMessages(source: PullSource, limit: ConcurrencyLimit, budget
       if (outstanding === 0) {
         // Not asked for (it cannot be, with a fresh inbox per reset): back to the stream at once, the bound holds.
         log.warn({ subject: msg.subject }, "a message arrived that no open pull request asked for; nak'd");
-        toJsMsg(msg, ACK_ANSWER_TIMEOUT_MS).nak();
+        jsMessage(msg).nak();
         return;
       }
       outstanding--;
       // The message keeps what it holds of its reserve, and gives back the rest.
       const charge = Math.min(sizeOf(msg), MESSAGE_RESERVE_BYTES);
       budget.release(MESSAGE_RESERVE_BYTES - charge);
-      subscriber.next({ msg: toJsMsg(msg, ACK_ANSWER_TIMEOUT_MS), bytes: charge });
+      subscriber.next({ msg: jsMessage(msg), bytes: charge });
       maybeComplete();
     };
     const onStatus = (msg: Msg) => {
