@@ -3,7 +3,7 @@
  * (`toJsMsg`, which its package does not export: read from its own file, the
  * package is pinned; see the README's "Patches" section), with its delivery
  * info parsed from the ack subject in one pass instead of nats.js's split into
- * a dozen strings (1.25 → 0.66 µs a message on Node 20). The info is the same
+ * a dozen strings (1.4 → 0.7 µs a message on Node 20). The info is the same
  * object nats.js would parse (test/ingest/js-message.test.ts compares them);
  * a subject this parser does not take is left to nats.js's own parse.
  */
@@ -47,11 +47,10 @@ export function parseAckSubject(reply: string): DeliveryInfo | null {
     accountHash = reply.slice(dots[0]! + 1, dots[1]);
     first = 2;
   } else return null;
-  const token = (k: number) => reply.slice(k === 0 ? (first === 0 ? 8 : dots[first - 1]! + 1) : dots[first + k - 1]! + 1, first + k < n ? dots[first + k] : reply.length);
-  const number = (k: number) => {
-    const text = token(k);
-    return text.length > 0 && text.length < 21 && /^[0-9]+$/.test(text) ? Number(text) : Number.NaN;
-  };
+  const start = (k: number) => (k === 0 ? (first === 0 ? 8 : dots[first - 1]! + 1) : dots[first + k - 1]! + 1);
+  const end = (k: number) => (first + k < n ? dots[first + k]! : reply.length);
+  const token = (k: number) => reply.slice(start(k), end(k));
+  const number = (k: number) => digitsAt(reply, start(k), end(k));
   const deliveryCount = number(2);
   const info: DeliveryInfo = {
     domain,
@@ -68,6 +67,23 @@ export function parseAckSubject(reply: string): DeliveryInfo | null {
   // Anything unusual (not digits) is left to nats.js, whose parseInt reads such tokens its own way.
   if (Number.isNaN(info.deliveryCount + info.streamSequence + info.deliverySequence + info.timestampNanos + info.pending)) return null;
   return info;
+}
+
+/**
+ * The number written by the digits of s[from, to), as parseInt reads it; NaN unless there are 1 to
+ * 20 digits and nothing else (parseInt may round differently past 20 significant digits).
+ */
+function digitsAt(s: string, from: number, to: number): number {
+  const length = to - from;
+  if (length <= 0 || length > 20) return Number.NaN;
+  let n = 0;
+  for (let i = from; i < to; i++) {
+    const digit = s.charCodeAt(i) - 48;
+    if (digit < 0 || digit > 9) return Number.NaN;
+    n = n * 10 + digit;
+  }
+  // Exact below 2^53 (up to 15 digits); longer ones (the timestamp's 19) as Number reads them: correctly rounded, as parseInt.
+  return length <= 15 ? n : Number(s.slice(from, to));
 }
 
 /** The JsMsg of a message a pull request delivered. */
