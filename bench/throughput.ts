@@ -37,7 +37,7 @@ import { benchDatabaseUrl, median } from "./support.js";
 
 const N = Number(process.env.THROUGHPUT_RESULTS ?? 50_000);
 const BACKLOG = Number(process.env.THROUGHPUT_BACKLOG ?? 200_000);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const CONCURRENCY = 64;
 const databaseUrl = benchDatabaseUrl;
 const lines = readFileSync("artifacts/bench-results.ndjson", "utf8").split("\n").filter(Boolean);
@@ -286,7 +286,7 @@ const paced = Math.round(Math.min(mOurs, mBare) / 2);
 // through code V8 has not optimised yet (tortmatch's, with its decode, match and rxjs, far more than the
 // bare loop's), and a fleet leader publishes its snapshot; that start-up is printed as the warm-up's p99.
 const WARM_UP = paced;
-const LATENCY_ROUNDS = 3;
+const LATENCY_ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const lat = { bare: [] as { p50: number; p99: number; warmUpP99: number }[], tortmatch: [] as { p50: number; p99: number; warmUpP99: number }[] };
 for (let r = 0; r < LATENCY_ROUNDS; r++) for (const kind of ["bare", "tortmatch"] as const) lat[kind].push(await latency(kind, WARM_UP, 10_000, paced));
 const p99: Record<string, number> = {};
