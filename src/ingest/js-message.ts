@@ -1,7 +1,7 @@
 /**
  * A delivered core message as nats.js's JsMsg, made the way nats.js makes it
  * (`toJsMsg`, which its package does not export: read from its own file, the
- * package is pinned; see the README's "Patches" section), with its delivery
+ * package is pinned; see the README's Performance section), with its delivery
  * info parsed from the ack subject in one pass instead of nats.js's split into
  * a dozen strings (1.4 → 0.7 µs a message on Node 20). The info is the same
  * object nats.js would parse (test/ingest/js-message.test.ts compares them);
