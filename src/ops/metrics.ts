@@ -44,10 +44,25 @@ export interface FleetView {
   readonly source: string | null;
 }
 
+let processRegistry: Registry | undefined;
+
+/**
+ * The process's own metrics (tortmatch_process_cpu_seconds_total, tortmatch_nodejs_heap_size_used_bytes,
+ * …), collected once per process: prom-client's collector keeps a GC observer that is never
+ * disconnected, so a registry given to it stays reachable for the life of the process. Kept apart
+ * from a service's registry, it cannot keep a stopped service's metrics (and through their collect
+ * functions, its rule snapshot) alive when a process starts several services (tests, benchmarks).
+ */
+function processMetrics(): Registry {
+  if (processRegistry === undefined) {
+    processRegistry = new Registry();
+    collectDefaultMetrics({ register: processRegistry, prefix: "tortmatch_" });
+  }
+  return processRegistry;
+}
+
 export function createMetrics(sources: MetricsSources) {
   const registry = new Registry();
-  // The process's own: tortmatch_process_cpu_seconds_total, tortmatch_nodejs_heap_size_used_bytes, …
-  collectDefaultMetrics({ register: registry, prefix: "tortmatch_" });
   /** A counter with one label, every value of which is exported from the start at 0 (a rate() over a series that appears late misses its first increase). */
   const labelledCounter = <L extends string>(name: string, help: string, label: L, values: readonly string[]) => {
     const counter = new Counter<L>({ name, help, labelNames: [label], registers: [registry] });
@@ -189,7 +204,8 @@ export function createMetrics(sources: MetricsSources) {
     });
   }
   return {
-    registry,
+    /** What /metrics serves: the process's metrics and this service's. */
+    registry: Registry.merge([processMetrics(), registry]),
     exhaustedSettled: (outcome: Outcome) => exhausted.inc({ outcome }),
     deadLettered: (reason: DeadLetterClass) => deadLetters.inc({ reason }),
     /** A message settled this long after it was stored in the input stream (its outcome is counted by ServiceStats). */
