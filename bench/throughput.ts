@@ -4,7 +4,8 @@
  * consume → publish → ack loop over the same messages in the same run, with
  * the same concurrency (64), and next to that loop doing tortmatch's own work
  * inline (decode, match, encode the verdict: the most any design can reach
- * here); then p50/p99 latency of both at a steady rate after a warm-up
+ * here), and next to the bare loop pulling with tortmatch's own pull on credit (what the
+ * credit bound costs); then p50/p99 latency of both at a steady rate after a warm-up
  * (input stored → output stored, server timestamps); then the peak RSS of
  * tortmatch starting on 200,000 queued results, in a process of its own.
  * Then the scale-out line: 1, 2 and 3 instances of `tortmatch run`, each a
@@ -25,6 +26,9 @@ import { startService, type RunningService } from "../src/service.js";
 import { publishInputs, readStream, removeTopology, uniqueNames } from "../test/support/nats.js";
 import { runChild } from "./children/run-child.js";
 import { decodeResult } from "../src/ingest/decode-result.js";
+import { pullMessages } from "../src/ingest/pull-messages.js";
+import { createConcurrencyLimit } from "../src/gate/concurrency-limit.js";
+import { createByteBudget } from "../src/gate/byte-budget.js";
 import { buildVerdict, matchResult } from "../src/match/match-result.js";
 import { encodeVerdict } from "../src/verdict/publish.js";
 import { createRuleLoader } from "../src/rules/load-rules.js";
@@ -117,6 +121,38 @@ async function startOwnService(config: Config): Promise<RunningService & { close
       await own.drain();
     },
   });
+}
+
+/**
+ * The bare loop's publish and ack over tortmatch's pull on credit (src/ingest/pull-messages.ts) with
+ * the same limit, instead of consume(): what the credit bound and the pull cost, and nothing else.
+ */
+async function roundBarePull(): Promise<number> {
+  const config = freshConfig();
+  await publishInputs(nc, config, inputs(N));
+  await jsm.streams.add({ name: config.TORT_VERDICT_STREAM, subjects: [`${config.TORT_VERDICT_SUBJECT_PREFIX}.>`] });
+  await jsm.consumers.add(config.TORT_INPUT_STREAM, { durable_name: config.TORT_CONSUMER, ack_policy: AckPolicy.Explicit, max_ack_pending: 20_000 });
+  const limit = createConcurrencyLimit(CONCURRENCY);
+  const budget = createByteBudget(config.TORT_MAX_INFLIGHT_BYTES);
+  const subject = `${config.TORT_VERDICT_SUBJECT_PREFIX}.bare`;
+  let settled = 0;
+  let done!: () => void;
+  const finished = new Promise<void>((r) => (done = r));
+  const t = performance.now();
+  const pull = pullMessages({ nc, stream: config.TORT_INPUT_STREAM, consumer: config.TORT_CONSUMER }, limit, budget, { maxBatch: config.TORT_PULL_BATCH, expiresMs: 1_000, retryDelayMs: 1_000 }, log).subscribe(
+    ({ msg, bytes }) =>
+      void js.publish(subject, msg.data, { msgID: `${msg.info.stream}:${msg.seq}` }).then(() => {
+        msg.ack();
+        limit.release(1);
+        budget.release(bytes);
+        if (++settled >= N) done();
+      }),
+  );
+  await finished;
+  const rate = N / ((performance.now() - t) / 1000);
+  pull.unsubscribe();
+  await removeTopology(nc, config);
+  return rate;
 }
 
 async function roundTortmatch(): Promise<number> {
@@ -275,10 +311,12 @@ const workSnapshot = await (async () => {
 const ours: number[] = [];
 const bare: number[] = [];
 const bareWork: number[] = [];
+const barePull: number[] = [];
 for (let r = 0; r < ROUNDS; r++) {
   bare.push(await roundBare());
   ours.push(await roundTortmatch());
   bareWork.push(await roundBare(workSnapshot));
+  barePull.push(await roundBarePull());
 }
 const mOurs = median(ours);
 const mBare = median(bare);
@@ -290,6 +328,7 @@ console.log(
   `  bare loop + tortmatch's decode, match and encode inline ${Math.round(mBareWork).toLocaleString("en")} results/s = ${(mBareWork / mBare).toFixed(2)}x the bare loop ` +
     `(the ceiling on this machine: tortmatch reaches ${(mOurs / mBareWork).toFixed(2)}x of it)`,
 );
+console.log(`  bare loop over tortmatch's pull on credit (limit ${CONCURRENCY}) ${Math.round(median(barePull)).toLocaleString("en")} msgs/s = ${(median(barePull) / mBare).toFixed(2)}x the bare loop`);
 const costs = await stageCosts(workSnapshot);
 const perOurs = 1e6 / mOurs;
 const perBare = 1e6 / mBare;
