@@ -139,8 +139,6 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
     log,
   );
   const js = jetstream(nc);
-  // Checked here (it throws if the consumer is missing); the pipeline pulls from it by name.
-  await js.consumers.get(c.TORT_INPUT_STREAM, c.TORT_CONSUMER);
   const exhaustedConsumer = await js.consumers.get(c.TORT_EXHAUSTED_STREAM, c.TORT_CONSUMER);
   const kv = await new Kvm(nc).create(c.TORT_CONFIG_BUCKET, { replicas: c.TORT_STREAM_REPLICAS });
   const fleetOn = c.TORT_FLEET === "on";

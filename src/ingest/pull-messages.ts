@@ -42,8 +42,6 @@ export interface PullSource {
   readonly nc: NatsConnection;
   readonly stream: string;
   readonly consumer: string;
-  /** The JetStream API prefix; `$JS.API` unless a domain or an import says otherwise. */
-  readonly apiPrefix?: string;
 }
 
 /**
@@ -97,7 +95,7 @@ const pause = (ms: number, signal: AbortSignal) =>
 export function pullMessages(source: PullSource, limit: ConcurrencyLimit, budget: ByteBudget, options: PullOptions, log: Logger): Observable<PulledMessage> {
   return new Observable<PulledMessage>((subscriber) => {
     const { nc } = source;
-    const nextSubject = `${source.apiPrefix ?? "$JS.API"}.CONSUMER.MSG.NEXT.${source.stream}.${source.consumer}`;
+    const nextSubject = `$JS.API.CONSUMER.MSG.NEXT.${source.stream}.${source.consumer}`;
     const heartbeatMs = Math.max(500, Math.min(5_000, Math.floor(options.expiresMs / 2)));
     const stop = new AbortController();
     // Either signal ends the loop; only unsubscribing (stop) voids open requests.
@@ -105,7 +103,6 @@ export function pullMessages(source: PullSource, limit: ConcurrencyLimit, budget
     /** Messages asked for and neither delivered nor reported undelivered: the credits (and reserves) open requests hold. */
     let outstanding = 0;
     let loopEnded = false;
-    let completed = false;
     /** Set when a request failed: the loop pauses before the next one. */
     let failed = false;
     let disconnected = false;
@@ -121,10 +118,7 @@ export function pullMessages(source: PullSource, limit: ConcurrencyLimit, budget
       budget.release(n * MESSAGE_RESERVE_BYTES);
     };
     const maybeComplete = () => {
-      if (loopEnded && outstanding === 0 && !completed) {
-        completed = true;
-        subscriber.complete();
-      }
+      if (loopEnded && outstanding === 0 && !subscriber.closed) subscriber.complete();
     };
     const onMessage = (err: Error | null, msg: Msg) => {
       if (err !== null) {
