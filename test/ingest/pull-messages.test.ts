@@ -84,18 +84,25 @@ function run(source: { stream: string; consumer: string }, limit: ConcurrencyLim
   };
 }
 
+/** Drains the pull and waits for it to complete; then every credit and every byte is back. */
+async function drainedAllBack(r: ReturnType<typeof run>, limit: ConcurrencyLimit) {
+  r.drain();
+  await until(() => r.completed, "the drain to complete");
+  expect(limit.inUse).toBe(0);
+  expect(r.budget.inUse).toBe(0);
+}
+const sorted = (xs: number[]) => [...xs].sort((a, b) => a - b);
+const oneTo = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
+
 describe("pullMessages", () => {
   it("never holds more than the limit, delivers each message once, and gives every credit back when drained", async () => {
     const t = await topology(300);
     const limit = createConcurrencyLimit(12);
     const r = run(t, limit, 3);
     await until(() => r.seen.length >= 300, "300 messages");
-    r.drain();
-    await until(() => r.completed, "the drain to complete");
+    await drainedAllBack(r, limit);
     expect(r.mostHeld).toBeLessThanOrEqual(12);
-    expect([...r.seen].sort((a, b) => a - b)).toEqual(Array.from({ length: 300 }, (_, i) => i + 1));
-    expect(limit.inUse).toBe(0);
-    expect(r.budget.inUse).toBe(0);
+    expect(sorted(r.seen)).toEqual(oneTo(300));
     expect((await jsm.consumers.info(t.stream, t.consumer)).num_redelivered).toBe(0);
     await t.remove();
   });
@@ -111,10 +118,7 @@ describe("pullMessages", () => {
     nc.publish(t.subject, "7");
     await until(() => r.seen.length === 1, "the late message");
     expect(r.seen).toEqual([7]);
-    r.drain();
-    await until(() => r.completed, "the drain to complete (open requests expire)");
-    expect(limit.inUse).toBe(0);
-    expect(r.budget.inUse).toBe(0);
+    await drainedAllBack(r, limit); // open requests expire
     await t.remove();
   });
 
@@ -125,11 +129,8 @@ describe("pullMessages", () => {
     await until(() => r.logged.some((l) => l.includes("Exceeded MaxWaiting")), "a refusal");
     for (let i = 1; i <= 50; i++) nc.publish(t.subject, String(i));
     await until(() => r.seen.length >= 50, "50 messages");
-    r.drain();
-    await until(() => r.completed, "the drain to complete");
-    expect([...r.seen].sort((a, b) => a - b)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
-    expect(limit.inUse).toBe(0);
-    expect(r.budget.inUse).toBe(0);
+    await drainedAllBack(r, limit);
+    expect(sorted(r.seen)).toEqual(oneTo(50));
     await t.remove();
   });
 
@@ -145,11 +146,8 @@ describe("pullMessages", () => {
     await jsm.consumers.add(t.stream, { durable_name: t.consumer, ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.New });
     for (let i = 21; i <= 40; i++) nc.publish(t.subject, String(i));
     await until(() => r.seen.length >= 40, "the next 20", 20_000);
-    r.drain();
-    await until(() => r.completed, "the drain to complete");
-    expect([...r.seen].sort((a, b) => a - b)).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
-    expect(limit.inUse).toBe(0);
-    expect(r.budget.inUse).toBe(0);
+    await drainedAllBack(r, limit);
+    expect(sorted(r.seen)).toEqual(oneTo(40));
     await t.remove();
   }, 60_000);
 
