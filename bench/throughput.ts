@@ -58,13 +58,18 @@ const until = async (done: () => boolean) => {
   while (!done()) await new Promise((r) => setTimeout(r, 2));
 };
 
+/** What a bare loop needs besides the input stream: the verdict stream and the durable consumer. */
+async function bareTopology(config: Config): Promise<void> {
+  await jsm.streams.add({ name: config.TORT_VERDICT_STREAM, subjects: [`${config.TORT_VERDICT_SUBJECT_PREFIX}.>`] });
+  await jsm.consumers.add(config.TORT_INPUT_STREAM, { durable_name: config.TORT_CONSUMER, ack_policy: AckPolicy.Explicit, max_ack_pending: 20_000 });
+}
+
 /**
  * The bare loop: consume, publish the same bytes with the same Nats-Msg-Id, await the PubAck, ack.
  * With `work`, it publishes the verdict instead, decoded, matched and encoded inline against that snapshot.
  */
 async function bareLoop(config: Config, expected: () => number, onSettled?: () => void, work?: RuleSnapshot): Promise<{ stop(): Promise<void>; settled: () => number }> {
-  await jsm.streams.add({ name: config.TORT_VERDICT_STREAM, subjects: [`${config.TORT_VERDICT_SUBJECT_PREFIX}.>`] });
-  await jsm.consumers.add(config.TORT_INPUT_STREAM, { durable_name: config.TORT_CONSUMER, ack_policy: AckPolicy.Explicit, max_ack_pending: 20_000 });
+  await bareTopology(config);
   const consumer = await js.consumers.get(config.TORT_INPUT_STREAM, config.TORT_CONSUMER);
   const messages = await consumer.consume({ max_messages: CONCURRENCY * 2 });
   let inFlight = 0;
@@ -130,8 +135,7 @@ async function startOwnService(config: Config): Promise<RunningService & { close
 async function roundBarePull(): Promise<number> {
   const config = freshConfig();
   await publishInputs(nc, config, inputs(N));
-  await jsm.streams.add({ name: config.TORT_VERDICT_STREAM, subjects: [`${config.TORT_VERDICT_SUBJECT_PREFIX}.>`] });
-  await jsm.consumers.add(config.TORT_INPUT_STREAM, { durable_name: config.TORT_CONSUMER, ack_policy: AckPolicy.Explicit, max_ack_pending: 20_000 });
+  await bareTopology(config);
   const limit = createConcurrencyLimit(CONCURRENCY);
   const budget = createByteBudget(config.TORT_MAX_INFLIGHT_BYTES);
   const subject = `${config.TORT_VERDICT_SUBJECT_PREFIX}.bare`;
