@@ -77,12 +77,14 @@ function syntheticInputs(assets: readonly number[]): Uint8Array[] {
 export function warmUpStages(snapshot: RuleSnapshot, options: WarmUpOptions = DEFAULT_WARM_UP): { iterations: number; hits: number; invalid: number; ms: number } {
   const started = performance.now();
   const inputs = syntheticInputs(sampleAssets(snapshot, SAMPLED_ASSETS));
+  // One decidedAt for all: the pipeline's comes from isoClock (text made once per millisecond), not a toISOString per result.
+  const decidedAt = new Date().toISOString();
   let i = 0;
   let hits = 0;
   let invalid = 0;
   for (; i < options.iterations; i++) {
     if ((i & 255) === 0 && performance.now() - started > options.budgetMs) break;
-    const decided = decideVerdict(decodeResult(inputs[i % inputs.length]!), snapshot, { stream: "warm-up", seq: i + 1 }, new Date().toISOString());
+    const decided = decideVerdict(decodeResult(inputs[i % inputs.length]!), snapshot, { stream: "warm-up", seq: i + 1 }, decidedAt);
     if (!decided.ok) {
       invalid++;
       continue;
