@@ -14,7 +14,11 @@ function referenceInstant(text: string): number {
   if (m === null) return Number.NaN;
   const year = +m[1]!, month = +m[2]!, day = +m[3]!, hour = +m[4]!, minute = +m[5]!, second = +m[6]!;
   if (month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || second > 59) return Number.NaN;
-  if (day > 28 && day > new Date(Date.UTC(year, month, 0)).getUTCDate()) return Number.NaN;
+  // Days in the month from setUTCFullYear, not Date.UTC: Date.UTC reads years 0–99 as 1900–1999, and
+  // 0000 is a leap year where 1900 is not (fast-check found 0000-02-29 with seed -1186668177).
+  const lastOfMonth = new Date(0);
+  lastOfMonth.setUTCFullYear(year, month, 0);
+  if (day > 28 && day > lastOfMonth.getUTCDate()) return Number.NaN;
   const ms = m[7] === undefined ? 0 : +(m[7] + "00").slice(0, 3);
   let offsetMin = 0;
   if (m[8] !== undefined) {
@@ -61,5 +65,6 @@ describe("parseInstant", () => {
     expect(Number.isNaN(parseInstant("2100-02-29T00:00:00Z"))).toBe(true);
     expect(parseInstant("2000-02-29T23:59:59.999999+14:00")).toBe(Date.UTC(2000, 1, 29, 23, 59, 59, 999) - 14 * 3_600_000);
     expect(parseInstant("0001-01-01T00:00:00Z")).toBe(referenceInstant("0001-01-01T00:00:00Z"));
+    expect(parseInstant("0000-02-29T00:00:00+00:00")).toBe(Date.parse("0000-02-29T00:00:00+00:00")); // year 0 is a leap year
   });
 });
