@@ -178,10 +178,11 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
     onHardDelete: (counts) => log.info(counts, "rule rows were deleted outright; the refresh reads both tables whole"),
     onRowsRead: (rows) => metrics.rowsRead(rows),
   });
-  const publisher = createPublisher(js, {
+  const publisher = createPublisher(nc, {
     subjects: { verdictSubjectPrefix: c.TORT_VERDICT_SUBJECT_PREFIX, deadLetterSubject: c.TORT_DEADLETTER_SUBJECT },
     timeoutMs: c.TORT_PUBLISH_TIMEOUT_MS,
     maxPayload: () => nc.info?.max_payload ?? 1024 * 1024,
+    log,
   });
   const settle = {
     publisher,
@@ -495,6 +496,9 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
   follow(cache.getSnapshot()); // the state it is already in
 
   const stopped = toPromise(actor).then(async () => {
+    // Every actor has stopped: the pipeline has drained (or given up at the shutdown timeout) and the
+    // exhausted-deliveries worker with it, so no settlement is waiting for a PubAck any more.
+    publisher.close();
     await svc.stop().catch(() => {});
     return actor.getSnapshot().context.failure;
   });

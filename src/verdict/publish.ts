@@ -5,10 +5,12 @@
  * publish never throws: it ends in a PublishOutcome that says whether the
  * stream stored it, knew it already, refused it, or left it unknown.
  */
-import { JetStreamApiError, type JetStreamClient } from "@nats-io/jetstream";
-import { errors, headers, type MsgHdrs } from "@nats-io/nats-core";
+import { JetStreamApiError } from "@nats-io/jetstream";
+import { errors, headers, type MsgHdrs, type NatsConnection } from "@nats-io/nats-core";
+import type { Logger } from "pino";
 import type { Verdict, VerdictSource } from "../match/types.js";
 import type { PublishOutcome } from "./decide-settlement.js";
+import { createJetStreamPublish } from "./jetstream-publish.js";
 
 export interface OutputSubjects {
   readonly verdictSubjectPrefix: string;
@@ -69,6 +71,7 @@ export interface PublisherOptions {
   readonly timeoutMs: number;
   /** The server's max_payload, bytes (read from the connection's INFO). */
   readonly maxPayload: () => number;
+  readonly log: Logger;
 }
 
 /** A number as JSON writes it (non-finite ones as null). */
@@ -117,12 +120,14 @@ export function verdictJson(v: Verdict): string {
  */
 export const encodeVerdict = (verdict: Verdict): Uint8Array => Buffer.from(verdictJson(verdict), "utf8");
 
-export function createPublisher(js: JetStreamClient, o: PublisherOptions) {
+/** Verdicts and dead letters, published on one PubAck inbox (jetstream-publish.ts); close() when done with it. */
+export function createPublisher(nc: NatsConnection, o: PublisherOptions) {
+  const js = createJetStreamPublish(nc, { timeoutMs: o.timeoutMs, log: o.log });
   return {
     /** Publish the verdict for `source` to `<prefix>.<action>`. */
     publishVerdict(verdict: Verdict, source: VerdictSource): Promise<PublishOutcome> {
       const body = encodeVerdict(verdict);
-      return attempt(() => js.publish(`${o.subjects.verdictSubjectPrefix}.${verdict.action}`, body, { msgID: verdictMsgId(source), timeout: o.timeoutMs }));
+      return attempt(() => js.publish(`${o.subjects.verdictSubjectPrefix}.${verdict.action}`, body, verdictMsgId(source)));
     },
     /** Publish the original bytes with the reason in headers (spec section 6). */
     publishDeadLetter(data: Uint8Array, source: VerdictSource, reason: string): Promise<PublishOutcome> {
@@ -131,8 +136,14 @@ export function createPublisher(js: JetStreamClient, o: PublisherOptions) {
       h.set("Tort-Source-Stream", source.stream);
       h.set("Tort-Source-Seq", String(source.seq));
       const body = fitDeadLetter(data, h, o.maxPayload());
-      return attempt(() => js.publish(o.subjects.deadLetterSubject, body, { msgID: deadLetterMsgId(source), headers: h, timeout: o.timeoutMs }));
+      return attempt(() => js.publish(o.subjects.deadLetterSubject, body, deadLetterMsgId(source), h));
     },
+    /** Publishes waiting for their PubAck. */
+    get pending() {
+      return js.pending;
+    },
+    /** Stop listening for PubAcks: call after the last settlement (what still waits fails as unknown). */
+    close: () => js.close(),
   };
 }
 

@@ -45,11 +45,13 @@ async function topology(config: Config) {
     log,
   );
   h.onCleanup(() => removeTopology(h.nc, config));
-  const publisher = createPublisher(jetstream(h.nc), {
+  const publisher = createPublisher(h.nc, {
     subjects: { verdictSubjectPrefix: config.TORT_VERDICT_SUBJECT_PREFIX, deadLetterSubject: config.TORT_DEADLETTER_SUBJECT },
     timeoutMs: config.TORT_PUBLISH_TIMEOUT_MS,
     maxPayload: () => h.nc.info!.max_payload,
+    log,
   });
+  h.onCleanup(async () => publisher.close());
   const consumer = await jetstream(h.nc).consumers.get(config.TORT_INPUT_STREAM, config.TORT_CONSUMER);
   const fetchOne = async () => {
     for await (const m of await consumer.fetch({ max_messages: 1, expires: 2_000 })) return m;
