@@ -143,10 +143,6 @@ async function startOwnService(config: Config): Promise<RunningService & { close
   });
 }
 
-/**
- * The bare loop's publish and ack over tortmatch's pull on credit (src/ingest/pull-messages.ts) with
- * the same limit, instead of consume(): what the credit bound and the pull cost, and nothing else.
- */
 /** One round's drain rates: over all N results, and over those after the first FIRST settled (start-up excluded). */
 interface Drain {
   readonly all: number;
@@ -168,6 +164,10 @@ function drainTimer() {
   };
 }
 
+/**
+ * The bare loop's publish and ack over tortmatch's pull on credit (src/ingest/pull-messages.ts) with
+ * the same limit, instead of consume(): what the credit bound and the pull cost, and nothing else.
+ */
 async function roundBarePull(): Promise<Drain> {
   const config = freshConfig();
   await publishInputs(nc, config, inputs(N));

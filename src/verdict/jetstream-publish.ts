@@ -58,7 +58,7 @@ export interface JetStreamPublishOptions {
  * How often the waiting publishes are checked for a timeout, ms: a publish
  * times out between `timeoutMs` and `timeoutMs` + this.
  */
-export const sweepEveryMs = (timeoutMs: number) => Math.max(10, Math.min(250, Math.floor(timeoutMs / 10)));
+const sweepEveryMs = (timeoutMs: number) => Math.max(10, Math.min(250, Math.floor(timeoutMs / 10)));
 
 /** The PubAck in a stream's answer, or the error it stands for. */
 function readAnswer(msg: Msg, subject: string): PubAck | Error {

@@ -95,6 +95,7 @@ describe("JetStream publishes on one PubAck inbox", () => {
           expect(acks).toEqual(Array.from({ length: n }, (_, i) => ({ stream: `b${i}`, seq: i + 1, duplicate: i % 2 === 0 })));
         } finally {
           sub.unsubscribe();
+          p.close();
         }
       }),
       { numRuns: 25 },
