@@ -24,6 +24,7 @@ import { loadConfig, type Config } from "../src/config.js";
 import { createLogger } from "../src/ops/logger.js";
 import { openRuleDatabase } from "../src/rules/database.js";
 import { startService, type RunningService } from "../src/service.js";
+import { isoClock } from "../src/pipeline.js";
 import { publishInputs, readStream, removeTopology, uniqueNames } from "../test/support/nats.js";
 import { runChild } from "./children/run-child.js";
 import { decodeResult } from "../src/ingest/decode-result.js";
@@ -68,7 +69,8 @@ async function bareTopology(config: Config): Promise<void> {
 
 interface BareOptions {
   readonly expected: () => number;
-  readonly onSettled?: () => void;
+  /** Told the count of settled messages after each settlement. */
+  readonly onSettled?: (settled: number) => void;
   /** Publish the verdict instead, decoded, matched and encoded inline against this snapshot. */
   readonly work?: RuleSnapshot;
   /** Publish with tortmatch's PubAck inbox (src/verdict/jetstream-publish.ts) instead of the client's js.publish. */
@@ -90,6 +92,7 @@ async function bareLoop(config: Config, o: BareOptions): Promise<{ stop(): Promi
   let settled = 0;
   let wake: (() => void) | null = null;
   const subject = `${config.TORT_VERDICT_SUBJECT_PREFIX}.bare`;
+  const decidedAt = isoClock(() => new Date()); // as the pipeline makes it
   const loop = (async () => {
     for await (const m of messages) {
       while (inFlight >= CONCURRENCY) await new Promise<void>((r) => (wake = r));
@@ -99,7 +102,7 @@ async function bareLoop(config: Config, o: BareOptions): Promise<{ stop(): Promi
       if (work !== undefined) {
         const checked = decodeResult(m.data);
         if (checked.ok) {
-          const verdict = buildVerdict(checked.value, matchResult(work, checked.value), work.version, { stream: m.info.stream, seq: m.seq }, new Date().toISOString());
+          const verdict = buildVerdict(checked.value, matchResult(work, checked.value), work.version, { stream: m.info.stream, seq: m.seq }, decidedAt());
           body = encodeVerdict(verdict);
           to = `${config.TORT_VERDICT_SUBJECT_PREFIX}.${verdict.action}`;
         }
@@ -108,7 +111,7 @@ async function bareLoop(config: Config, o: BareOptions): Promise<{ stop(): Promi
         m.ack();
         inFlight--;
         settled++;
-        onSettled?.();
+        onSettled?.(settled);
         const w = wake;
         wake = null;
         w?.();
@@ -220,9 +223,9 @@ async function roundBare(o: Pick<BareOptions, "work" | "ownPublish"> = {}): Prom
   const finished = new Promise<void>((r) => (done = r));
   const bare = await bareLoop(config, {
     expected: () => N,
-    onSettled: () => {
-      timer.settled(bare?.settled() ?? 0);
-      if (bare?.settled() >= N) done();
+    onSettled: (settled) => {
+      timer.settled(settled);
+      if (settled >= N) done();
     },
     ...o,
   });

@@ -138,10 +138,6 @@ export function createPublisher(nc: NatsConnection, o: PublisherOptions) {
       const body = fitDeadLetter(data, h, o.maxPayload());
       return attempt(() => js.publish(o.subjects.deadLetterSubject, body, deadLetterMsgId(source), h));
     },
-    /** Publishes waiting for their PubAck. */
-    get pending() {
-      return js.pending;
-    },
     /** Stop listening for PubAcks: call after the last settlement (what still waits fails as unknown). */
     close: () => js.close(),
   };
