@@ -6,7 +6,9 @@
  * inline (decode, match, encode the verdict), next to the bare loop pulling
  * with tortmatch's own pull on credit (what the credit bound costs), and next
  * to the bare loop publishing with tortmatch's PubAck inbox instead of the
- * client's js.publish (what that saves); then p50/p99 latency of both at a steady rate after a warm-up
+ * client's js.publish (what that saves), and next to tortmatch's own parts joined by a bare loop
+ * (its pull on credit, its work and its PubAck inbox, without the pipeline: what they allow at most);
+ * then p50/p99 latency of both at a steady rate after a warm-up
  * (input stored → output stored, server timestamps); then the peak RSS of
  * tortmatch starting on 200,000 queued results, in a process of its own.
  * Then the scale-out line: 1, 2 and 3 instances of `tortmatch run`, each a
@@ -170,31 +172,48 @@ function drainTimer() {
 /**
  * The bare loop's publish and ack over tortmatch's pull on credit (src/ingest/pull-messages.ts) with
  * the same limit, instead of consume(): what the credit bound and the pull cost, and nothing else.
+ * With `work` and `ownPublish`: tortmatch's pull, its decode, match and encode, and its PubAck inbox,
+ * with nothing around them (no rxjs, no settlement steps, no stats or metrics): what tortmatch's own
+ * parts allow at most, and so what the pipeline that joins them costs.
  */
-async function roundBarePull(): Promise<Drain> {
+async function roundBarePull(o: Pick<BareOptions, "work" | "ownPublish"> = {}): Promise<Drain> {
   const config = freshConfig();
   await publishInputs(nc, config, inputs(N));
   await bareTopology(config);
   const limit = createConcurrencyLimit(CONCURRENCY);
   const budget = createByteBudget(config.TORT_MAX_INFLIGHT_BYTES);
   const subject = `${config.TORT_VERDICT_SUBJECT_PREFIX}.bare`;
+  const own = o.ownPublish ? createJetStreamPublish(nc, { timeoutMs: 10_000, log }) : null;
+  const publish = (to: string, body: Uint8Array, msgId: string) => (own === null ? js.publish(to, body, { msgID: msgId }) : own.publish(to, body, msgId));
+  const { work } = o;
+  const decidedAt = isoClock(() => new Date());
   let settled = 0;
   let done!: () => void;
   const finished = new Promise<void>((r) => (done = r));
   const timer = drainTimer();
-  const pull = pullMessages({ nc, stream: config.TORT_INPUT_STREAM, consumer: config.TORT_CONSUMER }, limit, budget, { maxBatch: config.TORT_PULL_BATCH, expiresMs: 1_000, retryDelayMs: 1_000 }, log).subscribe(
-    ({ msg, bytes }) =>
-      void js.publish(subject, msg.data, { msgID: `${msg.info.stream}:${msg.seq}` }).then(() => {
-        msg.ack();
-        limit.release(1);
-        budget.release(bytes);
-        timer.settled(++settled);
-        if (settled >= N) done();
-      }),
-  );
+  const pull = pullMessages({ nc, stream: config.TORT_INPUT_STREAM, consumer: config.TORT_CONSUMER }, limit, budget, { maxBatch: config.TORT_PULL_BATCH, expiresMs: 1_000, retryDelayMs: 1_000 }, log).subscribe(({ msg, bytes }) => {
+    let body = msg.data;
+    let to = subject;
+    if (work !== undefined) {
+      const checked = decodeResult(msg.data);
+      if (checked.ok) {
+        const verdict = buildVerdict(checked.value, matchResult(work, checked.value), work.version, { stream: msg.info.stream, seq: msg.seq }, decidedAt());
+        body = encodeVerdict(verdict);
+        to = `${config.TORT_VERDICT_SUBJECT_PREFIX}.${verdict.action}`;
+      }
+    }
+    void publish(to, body, `${msg.info.stream}:${msg.seq}`).then(() => {
+      msg.ack();
+      limit.release(1);
+      budget.release(bytes);
+      timer.settled(++settled);
+      if (settled >= N) done();
+    });
+  });
   await finished;
   const rate = timer.end();
   pull.unsubscribe();
+  own?.close();
   await removeTopology(nc, config);
   return rate;
 }
@@ -378,12 +397,14 @@ const bare: Drain[] = [];
 const bareWork: Drain[] = [];
 const barePull: Drain[] = [];
 const bareOwnPublish: Drain[] = [];
+const ownParts: Drain[] = [];
 for (let r = 0; r < ROUNDS; r++) {
   bare.push(await roundBare());
   ours.push(await roundTortmatch());
   bareWork.push(await roundBare({ work: workSnapshot }));
   barePull.push(await roundBarePull());
   bareOwnPublish.push(await roundBare({ ownPublish: true }));
+  ownParts.push(await roundBarePull({ work: workSnapshot, ownPublish: true }));
 }
 const all = (d: Drain[]) => median(d.map((x) => x.all));
 const steady = (d: Drain[]) => median(d.map((x) => x.steady));
@@ -400,6 +421,7 @@ console.log(`  tortmatch end to end      ${vsBare(ours)} (target >= 0.9x)`);
 console.log(`  bare loop + tortmatch's decode, match and encode inline ${vsBare(bareWork)} (tortmatch is ${(mOurs / mBareWork).toFixed(2)}x of it)`);
 console.log(`  bare loop over tortmatch's pull on credit (limit ${CONCURRENCY}) ${vsBare(barePull)}`);
 console.log(`  bare loop publishing with tortmatch's PubAck inbox ${vsBare(bareOwnPublish)} (tortmatch is ${(mOurs / all(bareOwnPublish)).toFixed(2)}x of it)`);
+console.log(`  tortmatch's own parts joined bare (its pull on credit, decode, match, encode and PubAck inbox; no rxjs, settlement steps or stats) ${vsBare(ownParts)} (tortmatch is ${(mOurs / all(ownParts)).toFixed(2)}x of it)`);
 const { costs, clientPublish } = await stageCosts(workSnapshot);
 const perOurs = 1e6 / mOurs;
 const perBare = 1e6 / mBare;
