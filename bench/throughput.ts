@@ -80,6 +80,17 @@ interface BareOptions {
 }
 
 /**
+ * tortmatch's work done inline by a bare loop: decode, match, encode the verdict, and its subject. An
+ * input that does not decode is published as it came, to `fallback` (the loops do not dead-letter).
+ */
+function inlineVerdict(work: RuleSnapshot, m: JsMsg, decidedAt: () => string, config: Config, fallback: string): { to: string; body: Uint8Array } {
+  const checked = decodeResult(m.data);
+  if (!checked.ok) return { to: fallback, body: m.data };
+  const verdict = buildVerdict(checked.value, matchResult(work, checked.value), work.version, { stream: m.info.stream, seq: m.seq }, decidedAt());
+  return { to: `${config.TORT_VERDICT_SUBJECT_PREFIX}.${verdict.action}`, body: encodeVerdict(verdict) };
+}
+
+/**
  * The bare loop: consume, publish the same bytes with the same Nats-Msg-Id (js.publish), await the
  * PubAck, ack. Options: tortmatch's work inline, tortmatch's publish instead of the client's.
  */
@@ -99,16 +110,7 @@ async function bareLoop(config: Config, o: BareOptions): Promise<{ stop(): Promi
     for await (const m of messages) {
       while (inFlight >= CONCURRENCY) await new Promise<void>((r) => (wake = r));
       inFlight++;
-      let body = m.data;
-      let to = subject;
-      if (work !== undefined) {
-        const checked = decodeResult(m.data);
-        if (checked.ok) {
-          const verdict = buildVerdict(checked.value, matchResult(work, checked.value), work.version, { stream: m.info.stream, seq: m.seq }, decidedAt());
-          body = encodeVerdict(verdict);
-          to = `${config.TORT_VERDICT_SUBJECT_PREFIX}.${verdict.action}`;
-        }
-      }
+      const { to, body } = work === undefined ? { to: subject, body: m.data } : inlineVerdict(work, m, decidedAt, config, subject);
       void publish(to, body, `${m.info.stream}:${m.seq}`).then(() => {
         m.ack();
         inFlight--;
@@ -192,16 +194,7 @@ async function roundBarePull(o: Pick<BareOptions, "work" | "ownPublish"> = {}): 
   const finished = new Promise<void>((r) => (done = r));
   const timer = drainTimer();
   const pull = pullMessages({ nc, stream: config.TORT_INPUT_STREAM, consumer: config.TORT_CONSUMER }, limit, budget, { maxBatch: config.TORT_PULL_BATCH, expiresMs: 1_000, retryDelayMs: 1_000 }, log).subscribe(({ msg, bytes }) => {
-    let body = msg.data;
-    let to = subject;
-    if (work !== undefined) {
-      const checked = decodeResult(msg.data);
-      if (checked.ok) {
-        const verdict = buildVerdict(checked.value, matchResult(work, checked.value), work.version, { stream: msg.info.stream, seq: msg.seq }, decidedAt());
-        body = encodeVerdict(verdict);
-        to = `${config.TORT_VERDICT_SUBJECT_PREFIX}.${verdict.action}`;
-      }
-    }
+    const { to, body } = work === undefined ? { to: subject, body: msg.data } : inlineVerdict(work, msg, decidedAt, config, subject);
     void publish(to, body, `${msg.info.stream}:${msg.seq}`).then(() => {
       msg.ack();
       limit.release(1);
