@@ -412,7 +412,7 @@ console.log(`bench:throughput  ${N.toLocaleString("en")} results, concurrency ${
 console.log(`  bare consume→publish→ack  ${rate(mBare)} msgs/s; after the first ${FIRST.toLocaleString("en")} settled: ${rate(steady(bare))} msgs/s`);
 console.log(`  tortmatch end to end      ${vsBare(ours)} (target >= 0.9x)`);
 console.log(`  bare loop + tortmatch's decode, match and encode inline ${vsBare(bareWork)} (tortmatch is ${(mOurs / mBareWork).toFixed(2)}x of it)`);
-console.log(`  bare loop over tortmatch's pull on credit (limit ${CONCURRENCY}) ${vsBare(barePull)}`);
+console.log(`  bare loop over tortmatch's pull on credit (limit ${CONCURRENCY}) ${vsBare(barePull)} (tortmatch is ${(mOurs / all(barePull)).toFixed(2)}x of it: the same bound on messages between pull and ack)`);
 console.log(`  bare loop publishing with tortmatch's PubAck inbox ${vsBare(bareOwnPublish)} (tortmatch is ${(mOurs / all(bareOwnPublish)).toFixed(2)}x of it)`);
 console.log(`  tortmatch's own parts joined bare (its pull on credit, decode, match, encode and PubAck inbox; no rxjs, settlement steps or stats) ${vsBare(ownParts)} (tortmatch is ${(mOurs / all(ownParts)).toFixed(2)}x of it)`);
 const { costs, clientPublish } = await stageCosts(workSnapshot);
