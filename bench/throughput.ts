@@ -110,7 +110,9 @@ async function bareLoop(config: Config, o: BareOptions): Promise<{ stop(): Promi
     for await (const m of messages) {
       while (inFlight >= CONCURRENCY) await new Promise<void>((r) => (wake = r));
       inFlight++;
-      const { to, body } = work === undefined ? { to: subject, body: m.data } : inlineVerdict(work, m, decidedAt, config, subject);
+      let to = subject;
+      let body = m.data;
+      if (work !== undefined) ({ to, body } = inlineVerdict(work, m, decidedAt, config, subject)); // the bare path allocates nothing more
       void publish(to, body, `${m.info.stream}:${m.seq}`).then(() => {
         m.ack();
         inFlight--;
@@ -194,7 +196,9 @@ async function roundBarePull(o: Pick<BareOptions, "work" | "ownPublish"> = {}): 
   const finished = new Promise<void>((r) => (done = r));
   const timer = drainTimer();
   const pull = pullMessages({ nc, stream: config.TORT_INPUT_STREAM, consumer: config.TORT_CONSUMER }, limit, budget, { maxBatch: config.TORT_PULL_BATCH, expiresMs: 1_000, retryDelayMs: 1_000 }, log).subscribe(({ msg, bytes }) => {
-    const { to, body } = work === undefined ? { to: subject, body: msg.data } : inlineVerdict(work, msg, decidedAt, config, subject);
+    let to = subject;
+    let body = msg.data;
+    if (work !== undefined) ({ to, body } = inlineVerdict(work, msg, decidedAt, config, subject));
     void publish(to, body, `${msg.info.stream}:${msg.seq}`).then(() => {
       msg.ack();
       limit.release(1);
