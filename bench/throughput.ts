@@ -79,6 +79,13 @@ interface BareOptions {
   readonly ownPublish?: boolean;
 }
 
+/** A bare loop's publish with Nats-Msg-Id, awaiting the PubAck: the client's js.publish, or tortmatch's PubAck inbox. */
+function bareLoopPublish(ownPublish: boolean | undefined): { publish(subject: string, body: Uint8Array, msgId: string): Promise<unknown>; close(): void } {
+  if (!ownPublish) return { publish: (subject, body, msgId) => js.publish(subject, body, { msgID: msgId }), close: () => {} };
+  const own = createJetStreamPublish(nc, { timeoutMs: 10_000, log });
+  return { publish: (subject, body, msgId) => own.publish(subject, body, msgId), close: () => own.close() };
+}
+
 /**
  * tortmatch's work done inline by a bare loop: decode, match, encode the verdict, and its subject. An
  * input that does not decode is published as it came, to `fallback` (the loops do not dead-letter).
@@ -97,8 +104,7 @@ function inlineVerdict(work: RuleSnapshot, m: JsMsg, decidedAt: () => string, co
 async function bareLoop(config: Config, o: BareOptions): Promise<{ stop(): Promise<void>; settled: () => number }> {
   const { expected, onSettled, work } = o;
   await bareTopology(config);
-  const own = o.ownPublish ? createJetStreamPublish(nc, { timeoutMs: 10_000, log }) : null;
-  const publish = (subject: string, body: Uint8Array, msgId: string) => (own === null ? js.publish(subject, body, { msgID: msgId }) : own.publish(subject, body, msgId));
+  const { publish, close } = bareLoopPublish(o.ownPublish);
   const consumer = await js.consumers.get(config.TORT_INPUT_STREAM, config.TORT_CONSUMER);
   const messages = await consumer.consume({ max_messages: CONCURRENCY * 2 });
   let inFlight = 0;
@@ -130,7 +136,7 @@ async function bareLoop(config: Config, o: BareOptions): Promise<{ stop(): Promi
     async stop() {
       messages.stop();
       await loop.catch(() => {});
-      own?.close();
+      close();
     },
   };
 }
@@ -187,8 +193,7 @@ async function roundBarePull(o: Pick<BareOptions, "work" | "ownPublish"> = {}): 
   const limit = createConcurrencyLimit(CONCURRENCY);
   const budget = createByteBudget(config.TORT_MAX_INFLIGHT_BYTES);
   const subject = `${config.TORT_VERDICT_SUBJECT_PREFIX}.bare`;
-  const own = o.ownPublish ? createJetStreamPublish(nc, { timeoutMs: 10_000, log }) : null;
-  const publish = (to: string, body: Uint8Array, msgId: string) => (own === null ? js.publish(to, body, { msgID: msgId }) : own.publish(to, body, msgId));
+  const { publish, close } = bareLoopPublish(o.ownPublish);
   const { work } = o;
   const decidedAt = isoClock(() => new Date());
   let settled = 0;
@@ -210,7 +215,7 @@ async function roundBarePull(o: Pick<BareOptions, "work" | "ownPublish"> = {}): 
   await finished;
   const rate = timer.end();
   pull.unsubscribe();
-  own?.close();
+  close();
   await removeTopology(nc, config);
   return rate;
 }

@@ -105,8 +105,8 @@ export function createJetStreamPublish(nc: NatsConnection, o: JetStreamPublishOp
       else w.resolve(answer);
     },
   });
-  // Answers arrive in about the order asked and every publish has the same timeout, so the map's
-  // insertion order is deadline order: the sweep stops at the first that has time left.
+  // Every publish has the same timeout and enters the map when it is made, so the map's insertion
+  // order is deadline order (answers leave it in any order): the sweep stops at the first with time left.
   const sweep = setInterval(() => {
     const now = performance.now();
     for (const [id, w] of waiting) {
