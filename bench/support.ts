@@ -1,4 +1,6 @@
-/** Small helpers shared by the benchmarks: medians, heap sampling, table output. */
+/** Small helpers shared by the benchmarks: medians, heap sampling, CPU clocks, table output. */
+import { execFileSync } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
 
 export const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -44,3 +46,55 @@ export const ratio = (x: number, base: number) => `${(x / base).toFixed(2)}x`;
 
 /** The benchmarks' own database (seeded by scripts/bench-data.sh), never the default one. */
 export const benchDatabaseUrl = process.env.BENCH_DATABASE_URL ?? "mysql://root@127.0.0.1:3306/tortmatch_bench";
+
+/** Clock ticks a second, for /proc's CPU times (getconf CLK_TCK; 100 on Linux where getconf is missing). */
+const clockTicks = (() => {
+  try {
+    return Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+/** User + system CPU of a thread or process from its /proc stat file, in µs; null where it cannot be read. */
+function procCpuUs(statPath: string): number | null {
+  try {
+    const stat = readFileSync(statPath, "utf8");
+    // Fields after the command name (which may hold spaces): state is the 1st, utime the 12th, stime the 13th.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return ((Number(fields[11]) + Number(fields[12])) * 1e6) / clockTicks;
+  } catch {
+    return null;
+  }
+}
+
+/** The pid of the one nats-server process on this host, or null (none, several, or no /proc). */
+function localNatsServerPid(): number | null {
+  try {
+    const commOf = (pid: string) => {
+      try {
+        return readFileSync(`/proc/${pid}/comm`, "utf8").trim();
+      } catch {
+        return ""; // gone since the listing
+      }
+    };
+    const pids = readdirSync("/proc").filter((d) => /^\d+$/.test(d) && commOf(d) === "nats-server");
+    return pids.length === 1 ? Number(pids[0]) : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * CPU clocks for a drain, in µs: this process's main thread (the event loop: where a bare loop and an
+ * in-process service run; GC and compiler threads excluded) and the local nats-server, when the
+ * benchmark talks to the only one on this host. Null where Linux's /proc does not give them.
+ */
+export function cpuClocks(natsUrl: string): { mainThread(): number | null; natsServer(): number | null } {
+  const local = /^(nats:\/\/)?(127\.0\.0\.1|localhost)(:\d+)?$/.test(natsUrl);
+  const serverPid = local ? localNatsServerPid() : null;
+  return {
+    mainThread: () => procCpuUs(`/proc/self/task/${process.pid}/stat`),
+    natsServer: () => (serverPid === null ? null : procCpuUs(`/proc/${serverPid}/stat`)),
+  };
+}

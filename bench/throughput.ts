@@ -3,11 +3,13 @@
  * NATS, the seeded 185k-row rules, 50,000 results queued) next to a bare
  * consume → publish → ack loop over the same messages in the same run, with
  * the same concurrency (64), and next to that loop doing tortmatch's own work
- * inline (decode, match, encode the verdict), next to the bare loop pulling
+ * inline, a stage at a time (decode and validate; and match; and encode the verdict: what the work
+ * the spec asks for costs a loop with nothing else of tortmatch's), next to the bare loop pulling
  * with tortmatch's own pull on credit (what the credit bound costs), and next
  * to the bare loop publishing with tortmatch's PubAck inbox instead of the
  * client's js.publish (what that saves), and next to tortmatch's own parts joined by a bare loop
- * (its pull on credit, its work and its PubAck inbox, without the pipeline: what they allow at most);
+ * (its pull on credit, its work and its PubAck inbox, without the pipeline: what they allow at most),
+ * with the CPU a message took of this process's main thread and of nats-server in each of them;
  * then p50/p99 latency of both at a steady rate after a warm-up
  * (input stored → output stored, server timestamps); then the peak RSS of
  * tortmatch starting on 200,000 queued results, in a process of its own.
@@ -42,7 +44,7 @@ import { createServiceStats } from "../src/ops/service-stats.js";
 import { createLatencyWindow } from "../src/ops/history.js";
 import type { RecognitionResult } from "../src/match/types.js";
 import type { RuleSnapshot } from "../src/match/snapshot.js";
-import { benchDatabaseUrl, median } from "./support.js";
+import { benchDatabaseUrl, cpuClocks, median } from "./support.js";
 
 const N = Number(process.env.THROUGHPUT_RESULTS ?? 50_000);
 const BACKLOG = Number(process.env.THROUGHPUT_BACKLOG ?? 200_000);
@@ -51,6 +53,7 @@ const CONCURRENCY = 64;
 const databaseUrl = benchDatabaseUrl;
 const lines = readFileSync("artifacts/bench-results.ndjson", "utf8").split("\n").filter(Boolean);
 const nc = await connect({ servers: process.env.NATS_URL ?? "127.0.0.1:4222", noAsyncTraces: true });
+const clocks = cpuClocks(process.env.NATS_URL ?? "127.0.0.1:4222");
 const jsm = await jetstreamManager(nc);
 const js = jetstream(nc);
 const log = createLogger("warn");
@@ -75,6 +78,8 @@ interface BareOptions {
   readonly onSettled?: (settled: number) => void;
   /** Publish the verdict instead, decoded, matched and encoded inline against this snapshot. */
   readonly work?: RuleSnapshot;
+  /** With `work`, stop after this stage and publish the input's own bytes (after matching, to its action's subject). */
+  readonly upTo?: WorkStage;
   /** Publish with tortmatch's PubAck inbox (src/verdict/jetstream-publish.ts) instead of the client's js.publish. */
   readonly ownPublish?: boolean;
 }
@@ -86,13 +91,18 @@ function bareLoopPublish(ownPublish: boolean | undefined): { publish(subject: st
   return { publish: (subject, body, msgId) => own.publish(subject, body, msgId), close: () => own.close() };
 }
 
+/** Where a loop's inline work may stop: after decoding and validating, or after matching too. */
+type WorkStage = "decode" | "match";
+
 /**
- * tortmatch's work done inline by a bare loop: decode, match, encode the verdict, and its subject. An
- * input that does not decode is published as it came, to `fallback` (the loops do not dead-letter).
+ * tortmatch's work done inline by a bare loop: decode, match, encode the verdict, and its subject; with
+ * `upTo`, only the stages up to it, and the input's own bytes go out. An input that does not decode is
+ * published as it came, to `fallback` (the loops do not dead-letter).
  */
-function inlineVerdict(work: RuleSnapshot, m: JsMsg, decidedAt: () => string, config: Config, fallback: string): { to: string; body: Uint8Array } {
+function inlineVerdict(work: RuleSnapshot, m: JsMsg, decidedAt: () => string, config: Config, fallback: string, upTo?: WorkStage): { to: string; body: Uint8Array } {
   const checked = decodeResult(m.data);
-  if (!checked.ok) return { to: fallback, body: m.data };
+  if (!checked.ok || upTo === "decode") return { to: fallback, body: m.data };
+  if (upTo === "match") return { to: `${config.TORT_VERDICT_SUBJECT_PREFIX}.${matchResult(work, checked.value).action}`, body: m.data };
   const verdict = buildVerdict(checked.value, matchResult(work, checked.value), work.version, { stream: m.info.stream, seq: m.seq }, decidedAt());
   return { to: `${config.TORT_VERDICT_SUBJECT_PREFIX}.${verdict.action}`, body: encodeVerdict(verdict) };
 }
@@ -102,7 +112,7 @@ function inlineVerdict(work: RuleSnapshot, m: JsMsg, decidedAt: () => string, co
  * PubAck, ack. Options: tortmatch's work inline, tortmatch's publish instead of the client's.
  */
 async function bareLoop(config: Config, o: BareOptions): Promise<{ stop(): Promise<void>; settled: () => number }> {
-  const { expected, onSettled, work } = o;
+  const { expected, onSettled, work, upTo } = o;
   await bareTopology(config);
   const { publish, close } = bareLoopPublish(o.ownPublish);
   const consumer = await js.consumers.get(config.TORT_INPUT_STREAM, config.TORT_CONSUMER);
@@ -118,7 +128,7 @@ async function bareLoop(config: Config, o: BareOptions): Promise<{ stop(): Promi
       inFlight++;
       let to = subject;
       let body = m.data;
-      if (work !== undefined) ({ to, body } = inlineVerdict(work, m, decidedAt, config, subject)); // the bare path allocates nothing more
+      if (work !== undefined) ({ to, body } = inlineVerdict(work, m, decidedAt, config, subject, upTo)); // the bare path allocates nothing more
       void publish(to, body, `${m.info.stream}:${m.seq}`).then(() => {
         m.ack();
         inFlight--;
@@ -158,14 +168,22 @@ async function startOwnService(config: Config): Promise<RunningService & { close
   });
 }
 
-/** One round's drain rates: over all N results, and over those after the first FIRST settled (start-up excluded). */
+/**
+ * One round's drain rates: over all N results, and over those after the first FIRST settled (start-up
+ * excluded); and the CPU a message took over all N, in µs, of this process's main thread and of
+ * nats-server (NaN where not measured).
+ */
 interface Drain {
   readonly all: number;
   readonly steady: number;
+  readonly mainCpuUs: number;
+  readonly serverCpuUs: number;
 }
 const FIRST = Math.min(5_000, Math.floor(N / 10));
 /** Started when the loop may start; told the settled count as it grows. */
 function drainTimer() {
+  const main0 = clocks.mainThread();
+  const server0 = clocks.natsServer();
   const t0 = performance.now();
   let tFirst = Number.NaN;
   return {
@@ -174,7 +192,14 @@ function drainTimer() {
     },
     end(): Drain {
       const t = performance.now();
-      return { all: N / ((t - t0) / 1000), steady: (N - FIRST) / ((t - tFirst) / 1000) };
+      const main = clocks.mainThread();
+      const server = clocks.natsServer();
+      return {
+        all: N / ((t - t0) / 1000),
+        steady: (N - FIRST) / ((t - tFirst) / 1000),
+        mainCpuUs: main === null || main0 === null ? Number.NaN : (main - main0) / N,
+        serverCpuUs: server === null || server0 === null ? Number.NaN : (server - server0) / N,
+      };
     },
   };
 }
@@ -236,7 +261,7 @@ async function roundTortmatch(): Promise<Drain> {
   return rate;
 }
 
-async function roundBare(o: Pick<BareOptions, "work" | "ownPublish"> = {}): Promise<Drain> {
+async function roundBare(o: Pick<BareOptions, "work" | "upTo" | "ownPublish"> = {}): Promise<Drain> {
   const config = freshConfig();
   await publishInputs(nc, config, inputs(N));
   const timer = drainTimer();
@@ -397,6 +422,8 @@ const workSnapshot = await (async () => {
 const ours: Drain[] = [];
 const bare: Drain[] = [];
 const bareWork: Drain[] = [];
+const bareDecode: Drain[] = [];
+const bareMatch: Drain[] = [];
 const barePull: Drain[] = [];
 const bareOwnPublish: Drain[] = [];
 const ownParts: Drain[] = [];
@@ -404,6 +431,8 @@ for (let r = 0; r < ROUNDS; r++) {
   bare.push(await roundBare());
   ours.push(await roundTortmatch());
   bareWork.push(await roundBare({ work: workSnapshot }));
+  bareDecode.push(await roundBare({ work: workSnapshot, upTo: "decode" }));
+  bareMatch.push(await roundBare({ work: workSnapshot, upTo: "match" }));
   barePull.push(await roundBarePull());
   bareOwnPublish.push(await roundBare({ ownPublish: true }));
   ownParts.push(await roundBarePull({ work: workSnapshot, ownPublish: true }));
@@ -420,10 +449,22 @@ const vsBare = (d: Drain[]) =>
 console.log(`bench:throughput  ${N.toLocaleString("en")} results, concurrency ${CONCURRENCY}, ${ROUNDS} rounds, medians; each loop starts on the whole backlog`);
 console.log(`  bare consume→publish→ack  ${rate(mBare)} msgs/s; after the first ${FIRST.toLocaleString("en")} settled: ${rate(steady(bare))} msgs/s`);
 console.log(`  tortmatch end to end      ${vsBare(ours)} (target >= 0.9x)`);
+console.log(`  bare loop + tortmatch's decode and validate inline ${vsBare(bareDecode)}`);
+console.log(`  bare loop + tortmatch's decode, validate and match inline ${vsBare(bareMatch)}`);
 console.log(`  bare loop + tortmatch's decode, match and encode inline ${vsBare(bareWork)} (tortmatch is ${(mOurs / mBareWork).toFixed(2)}x of it)`);
 console.log(`  bare loop over tortmatch's pull on credit (limit ${CONCURRENCY}) ${vsBare(barePull)} (tortmatch is ${(mOurs / all(barePull)).toFixed(2)}x of it: the same bound on messages between pull and ack)`);
 console.log(`  bare loop publishing with tortmatch's PubAck inbox ${vsBare(bareOwnPublish)} (tortmatch is ${(mOurs / all(bareOwnPublish)).toFixed(2)}x of it)`);
 console.log(`  tortmatch's own parts joined bare (its pull on credit, decode, match, encode and PubAck inbox; no rxjs, settlement steps or stats) ${vsBare(ownParts)} (tortmatch is ${(mOurs / all(ownParts)).toFixed(2)}x of it)`);
+/** A loop's CPU a message, µs: main thread / nats-server, medians; "n/a" where /proc did not give it. */
+const cpuOf = (d: Drain[]) => {
+  const us = (xs: number[]) => (xs.some(Number.isNaN) ? "n/a" : median(xs).toFixed(1));
+  return `${us(d.map((x) => x.mainCpuUs))} / ${us(d.map((x) => x.serverCpuUs))}`;
+};
+console.log(
+  `  CPU a message, µs, of this process's main thread / of nats-server (medians over each whole drain): bare ${cpuOf(bare)}; ` +
+    `+ decode and validate ${cpuOf(bareDecode)}; + match ${cpuOf(bareMatch)}; + encode (the whole work) ${cpuOf(bareWork)}; ` +
+    `tortmatch ${cpuOf(ours)} (its service runs on this main thread)`,
+);
 const { costs, clientPublish } = await stageCosts(workSnapshot);
 const perOurs = 1e6 / mOurs;
 const perBare = 1e6 / mBare;
