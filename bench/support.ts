@@ -48,16 +48,16 @@ export const ratio = (x: number, base: number) => `${(x / base).toFixed(2)}x`;
 export const benchDatabaseUrl = process.env.BENCH_DATABASE_URL ?? "mysql://root@127.0.0.1:3306/tortmatch_bench";
 
 /** Clock ticks a second, for /proc's CPU times (getconf CLK_TCK; 100 on Linux where getconf is missing). */
-const clockTicks = (() => {
+function clockTicksPerSecond(): number {
   try {
     return Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
   } catch {
     return 100;
   }
-})();
+}
 
 /** User + system CPU of a thread or process from its /proc stat file, in µs; null where it cannot be read. */
-function procCpuUs(statPath: string): number | null {
+function procCpuUs(statPath: string, clockTicks: number): number | null {
   try {
     const stat = readFileSync(statPath, "utf8");
     // Fields after the command name (which may hold spaces): state is the 1st, utime the 12th, stime the 13th.
@@ -68,16 +68,18 @@ function procCpuUs(statPath: string): number | null {
   }
 }
 
+/** A process's command name from /proc, "" when it is gone. */
+function commOf(pid: string): string {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, "utf8").trim();
+  } catch {
+    return ""; // gone since the listing
+  }
+}
+
 /** The pid of the one nats-server process on this host, or null (none, several, or no /proc). */
 function localNatsServerPid(): number | null {
   try {
-    const commOf = (pid: string) => {
-      try {
-        return readFileSync(`/proc/${pid}/comm`, "utf8").trim();
-      } catch {
-        return ""; // gone since the listing
-      }
-    };
     const pids = readdirSync("/proc").filter((d) => /^\d+$/.test(d) && commOf(d) === "nats-server");
     return pids.length === 1 ? Number(pids[0]) : null;
   } catch {
@@ -93,8 +95,9 @@ function localNatsServerPid(): number | null {
 export function cpuClocks(natsUrl: string): { mainThread(): number | null; natsServer(): number | null } {
   const local = /^(nats:\/\/)?(127\.0\.0\.1|localhost)(:\d+)?$/.test(natsUrl);
   const serverPid = local ? localNatsServerPid() : null;
+  const ticks = clockTicksPerSecond(); // asked once, by the benchmark that reads the clocks
   return {
-    mainThread: () => procCpuUs(`/proc/self/task/${process.pid}/stat`),
-    natsServer: () => (serverPid === null ? null : procCpuUs(`/proc/${serverPid}/stat`)),
+    mainThread: () => procCpuUs(`/proc/self/task/${process.pid}/stat`, ticks),
+    natsServer: () => (serverPid === null ? null : procCpuUs(`/proc/${serverPid}/stat`, ticks)),
   };
 }

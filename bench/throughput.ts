@@ -52,8 +52,9 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const CONCURRENCY = 64;
 const databaseUrl = benchDatabaseUrl;
 const lines = readFileSync("artifacts/bench-results.ndjson", "utf8").split("\n").filter(Boolean);
-const nc = await connect({ servers: process.env.NATS_URL ?? "127.0.0.1:4222", noAsyncTraces: true });
-const clocks = cpuClocks(process.env.NATS_URL ?? "127.0.0.1:4222");
+const natsUrl = process.env.NATS_URL ?? "127.0.0.1:4222";
+const nc = await connect({ servers: natsUrl, noAsyncTraces: true });
+const clocks = cpuClocks(natsUrl);
 const jsm = await jetstreamManager(nc);
 const js = jetstream(nc);
 const log = createLogger("warn");
@@ -158,7 +159,7 @@ async function bareLoop(config: Config, o: BareOptions): Promise<{ stop(): Promi
  * process's heap, slowing its garbage collection for every loop measured after them.
  */
 async function startOwnService(config: Config): Promise<RunningService & { close(): Promise<void> }> {
-  const own = await connect({ servers: process.env.NATS_URL ?? "127.0.0.1:4222", noAsyncTraces: true });
+  const own = await connect({ servers: natsUrl, noAsyncTraces: true });
   const service = await startService({ config, log, nc: own, database: openRuleDatabase({ url: databaseUrl }), pullExpiresMs: 1_000 });
   return Object.assign(service, {
     async close() {
