@@ -16,7 +16,7 @@
  * The machine does no I/O: the composition root provides `loadRules`,
  * `fetchSnapshot`, `publishSnapshot`, `fleet` and `closeRules`.
  */
-import { assign, fromCallback, fromPromise, setup, type AnyEventObject } from "xstate";
+import { and, assign, fromCallback, fromPromise, setup, type AnyEventObject } from "xstate";
 import type { RuleSnapshot } from "../src/match/snapshot.js";
 
 /** What a load is asked to do. */
@@ -73,8 +73,13 @@ export interface RuleCacheContext extends RuleCacheInput {
   readonly role: RuleCacheRole;
   /** The version announced as `current` in the fleet, if any. */
   readonly announced: string | null;
-  /** The version pinned for the fleet, if any: served while it is. */
+  /** The version pinned for the fleet, if any: served while it is, unless it cannot be. */
   readonly pinned: string | null;
+  /**
+   * The pinned version when it cannot be served (its fetch was refused: absent, damaged, another
+   * deployment's, over the memory budget): ignored as if unpinned, alike by every instance, until the pin changes.
+   */
+  readonly pinIgnored: string | null;
   /** The newest snapshot this instance read from MySQL (a leader's base for refreshes, served again after an unpin). */
   readonly latest: RuleSnapshot | null;
   /** Where the served snapshot came from. */
@@ -87,10 +92,16 @@ export interface RuleCacheContext extends RuleCacheInput {
   readonly publishError: string | null;
 }
 
+/** The pin in force: the pinned version, unless it could not be served. */
+export function pinInForce(context: Pick<RuleCacheContext, "pinned" | "pinIgnored">): string | null {
+  return context.pinned !== null && context.pinned !== context.pinIgnored ? context.pinned : null;
+}
+
 /** The version the fleet asks this instance to serve, or null when it serves what it reads itself. */
-export function fleetTarget(context: Pick<RuleCacheContext, "role" | "pinned" | "announced" | "latest">): string | null {
+export function fleetTarget(context: Pick<RuleCacheContext, "role" | "pinned" | "pinIgnored" | "announced" | "latest">): string | null {
   if (context.role === "solo") return null;
-  if (context.pinned !== null) return context.pinned;
+  const pin = pinInForce(context);
+  if (pin !== null) return pin;
   if (context.role === "leader" && context.latest !== null) return null;
   return context.announced;
 }
@@ -120,7 +131,7 @@ const serve = (snapshot: RuleSnapshot, source: "database" | "fleet"): Partial<Ru
 
 /** A snapshot read from MySQL: served at once, unless a pinned version is served instead. */
 const storeSnapshot = (context: RuleCacheContext, snapshot: RuleSnapshot): Partial<RuleCacheContext> => ({
-  ...(context.pinned === null || context.snapshot === null || context.role === "solo" ? serve(snapshot, "database") : {}),
+  ...(pinInForce(context) === null || context.snapshot === null || context.role === "solo" ? serve(snapshot, "database") : {}),
   latest: snapshot,
   attempt: 0,
   lastError: null,
@@ -177,7 +188,8 @@ export const ruleCacheMachine = setup({
     },
     /** A leader read a version the fleet has not been told of: it publishes it. */
     readIsNews: ({ context, event }) => context.role === "leader" && readOf(event).version !== context.announced,
-    fetchingPinWhileServing: ({ context }) => context.pinned !== null && fleetTarget(context) === context.pinned && context.snapshot !== null,
+    /** The fetch that failed was of the pin in force. */
+    fetchingPin: ({ context }) => pinInForce(context) !== null,
     refreshPending: ({ context }) => context.refreshPending,
     gapClosed: ({ context }) => !context.gapOpen,
     refreshDue: ({ context }) => context.refreshPending && context.gapOpen,
@@ -210,8 +222,15 @@ export const ruleCacheMachine = setup({
       if (event.type !== "FLEET.PINNED" || context.role === "solo") return {};
       // Unpinned: a leader serves its own newest read again; a follower fetches the announced version.
       const back = event.version === null && context.role === "leader" && context.latest !== null ? serve(context.latest, "database") : {};
-      return { pinned: event.version, failedFetch: null, ...back };
+      // A new pin gets its own try, even after the last one could not be served.
+      return { pinned: event.version, pinIgnored: null, failedFetch: null, ...back };
     }),
+    /** The pinned version cannot be served: ignored as if unpinned (a leader serves its own newest read again). */
+    ignorePin: assign(({ context, event }) => ({
+      pinIgnored: context.pinned,
+      lastError: `pinned rules version ${context.pinned} cannot be served, ignored: ${message((event as { error?: unknown }).error)}`,
+      ...(context.role === "leader" && context.latest !== null ? serve(context.latest, "database") : {}),
+    })),
     openGap: assign({ gapOpen: true }),
     /** A load from MySQL finished: store what it read. */
     storeRead: assign(({ context, event }) => storeSnapshot(context, readOf(event))),
@@ -242,6 +261,7 @@ export const ruleCacheMachine = setup({
     role: input.fleet === true ? "pending" : "solo",
     announced: null,
     pinned: null,
+    pinIgnored: null,
     latest: null,
     source: null,
     failedFetch: null,
@@ -256,7 +276,7 @@ export const ruleCacheMachine = setup({
     "FLEET.ROLE": { actions: "setRole" },
     "FLEET.CURRENT": { actions: "setAnnounced" },
     "FLEET.PINNED": { actions: "setPinned" },
-    "FLEET.ISOLATE": { actions: assign({ role: "solo" as const, announced: null, pinned: null }) },
+    "FLEET.ISOLATE": { actions: assign({ role: "solo" as const, announced: null, pinned: null, pinIgnored: null }) },
   },
   states: {
     idle: {
@@ -294,9 +314,11 @@ export const ruleCacheMachine = setup({
           target: "ready",
           actions: assign(({ event }) => ({ ...serve(event.output, "fleet"), failedFetch: null, attempt: 0, lastError: null, gapOpen: true })),
         },
-        // A pin is never replaced by the database: the served snapshot stays. Otherwise MySQL is the fallback.
+        // A pin that cannot be served is ignored: the instance serves what it would unpinned (the
+        // announced version, or its own read). Otherwise MySQL is the fallback.
         onError: [
-          { guard: "fetchingPinWhileServing", target: "ready", actions: "recordFetchFailure" },
+          { guard: and(["fetchingPin", "hasSnapshot"]), target: "ready", actions: "ignorePin" },
+          { guard: "fetchingPin", target: "awaitingLeader", actions: "ignorePin" },
           { guard: "hasSnapshot", target: "refreshing", actions: "recordFetchFailure" },
           { target: "loading", actions: "recordFetchFailure" },
         ],

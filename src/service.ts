@@ -33,7 +33,7 @@ import { createPublisher } from "./verdict/publish.js";
 import { startExhaustedWorker } from "./verdict/settle-exhausted.js";
 import { createVerdictLookup } from "./verdict/verdict-lookup.js";
 import { startLeaderLease, type LeaderLease } from "./fleet/leader-lease.js";
-import { announce, databaseIdentity, openRulesBucket, watchFleetKeys, type Announcement } from "./fleet/rules-bucket.js";
+import { announce, databaseIdentity, openRulesBucket, watchFleetKeys, type Announcement, type Pin } from "./fleet/rules-bucket.js";
 import { openSnapshotStore, snapshotRows } from "./fleet/snapshot-store.js";
 import { createFleetView, SERVICE_NAME, type FleetInstance, type InstanceStats } from "./fleet/discover-fleet.js";
 import { TORTMATCH_VERSION } from "./version.js";
@@ -161,6 +161,10 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
   const instanceId = svc.info().id;
   const fleetView = createFleetView(nc, { consumer: c.TORT_CONSUMER, periodMs: c.TORT_LAG_POLL_MS });
   let lease: LeaderLease | null = null;
+  /** The announcement and the pin as last watched: what a fetched object's bytes must match. */
+  let announcement: Announcement | null = null;
+  let pin: Pin | null = null;
+  const expectedDigest = (version: string) => (announcement?.version === version ? announcement : pin?.version === version ? pin.digest : null);
 
   const stats = createServiceStats();
   const limit = createConcurrencyLimit(c.TORT_CONCURRENCY);
@@ -175,7 +179,7 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
     pageSize: c.TORT_LOAD_PAGE_SIZE,
     maxBytes: c.TORT_SNAPSHOT_MAX_MB * 2 ** 20,
     now,
-    onHardDelete: (counts) => log.info(counts, "rule rows were deleted outright; the refresh reads both tables whole"),
+    onMissedRows: (sums) => log.info(sums, "rule rows changed that an incremental read cannot see (deleted outright, or an edit committed long after its mtime); the refresh reads both tables whole"),
     onRowsRead: (rows) => metrics.rowsRead(rows),
   });
   const publisher = createPublisher(nc, {
@@ -246,7 +250,7 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
       fetchSnapshot: fromPromise<RuleSnapshot, { version: string }>(async ({ input }) => {
         const started = performance.now();
         try {
-          const snapshot = await snapshotStore!.get(input.version, databaseId);
+          const snapshot = await snapshotStore!.get(input.version, databaseId, expectedDigest(input.version));
           metrics.ruleFetch("ok");
           log.info({ version: input.version, ms: Math.round(performance.now() - started) }, "rule snapshot fetched from the fleet");
           return snapshot;
@@ -259,24 +263,24 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
       publishSnapshot: fromPromise<void, { snapshot: RuleSnapshot }>(async ({ input }) => {
         const started = performance.now();
         try {
-          let announcement: Announcement;
+          let made: Announcement;
           let stored: unknown = null;
           try {
-            announcement = await snapshotStore!.put(input.snapshot, instanceId, databaseId);
+            made = await snapshotStore!.put(input.snapshot, instanceId, databaseId);
           } catch (err) {
             // Announced all the same: the followers learn that the rules changed, fail to fetch them, and read the tables.
             stored = err;
             const s = input.snapshot;
-            announcement = { version: s.version, object: "", sha256: "", bytes: 0, rows: snapshotRows(s), builtAt: new Date().toISOString(), builtBy: instanceId, database: databaseId };
+            made = { version: s.version, object: "", sha256: "", bytes: 0, rows: snapshotRows(s), builtAt: new Date().toISOString(), builtBy: instanceId, database: databaseId };
           }
           // A leader that lost the lease meanwhile leaves the announcing to its successor (see announce()).
           if (lease === null) throw new Error("no lease: not leading");
-          await announce(rulesKv!, lease, announcement);
+          await announce(rulesKv!, lease, made);
           if (stored !== null) throw new Error(`the snapshot could not be stored (announced without it): ${(stored as Error).message}`);
           metrics.rulePublish("ok");
-          log.info({ version: announcement.version, bytes: announcement.bytes, ms: Math.round(performance.now() - started) }, "rule snapshot published to the fleet");
+          log.info({ version: made.version, bytes: made.bytes, ms: Math.round(performance.now() - started) }, "rule snapshot published to the fleet");
           const pinned = cache.getSnapshot().context.pinned;
-          const pruned = await snapshotStore!.prune(c.TORT_SNAPSHOT_KEEP, [announcement.version, pinned]);
+          const pruned = await snapshotStore!.prune(c.TORT_SNAPSHOT_KEEP, [made.version, pinned]);
           if (pruned.length > 0) log.info({ pruned, keep: c.TORT_SNAPSHOT_KEEP }, "old rule snapshots deleted");
         } catch (err) {
           metrics.rulePublish("error");
@@ -303,11 +307,13 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
                 sendBack({ type: "FLEET.ISOLATE" });
                 return;
               }
+              announcement = a;
               sendBack({ type: "FLEET.CURRENT", version: a?.version ?? null });
             },
-            pinned: (version) => {
-              log.info({ pinned: version }, version === null ? "no rules version pinned" : "rules version pinned for the fleet");
-              sendBack({ type: "FLEET.PINNED", version });
+            pinned: (p) => {
+              pin = p;
+              log.info({ pinned: p?.version ?? null }, p === null ? "no rules version pinned" : "rules version pinned for the fleet");
+              sendBack({ type: "FLEET.PINNED", version: p?.version ?? null });
             },
           },
           log,

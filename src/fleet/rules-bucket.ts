@@ -13,13 +13,20 @@ export const LEADER_KEY = "leader";
 export const CURRENT_KEY = "current";
 export const PINNED_KEY = "pinned";
 
+/** What an object's bytes must be: their SHA-256 (hex) and length. Checked on every fetch. */
+export interface SnapshotDigest {
+  readonly sha256: string;
+  readonly bytes: number;
+}
+
 /** The value of `current`: which object holds the newest snapshot, and what it is. */
-export interface Announcement {
+export interface Announcement extends SnapshotDigest {
   readonly version: string;
   /** Object name in the snapshot bucket; empty when the leader could not store it (instances then read the rule tables). */
   readonly object: string;
-  /** SHA-256 of the encoded snapshot's body (also checked inside it). */
+  /** SHA-256 of the object's whole bytes (the encoded snapshot, header included). */
   readonly sha256: string;
+  /** The object's length in bytes. */
   readonly bytes: number;
   /** Rule and property rows the snapshot holds. */
   readonly rows: number;
@@ -75,25 +82,40 @@ export function parseAnnouncement(value: Uint8Array): Announcement | null {
   }
 }
 
-/** The pinned version from its KV value: the version itself, or `{"version": "..."}`; null when empty. */
-export function parsePinned(value: Uint8Array): string | null {
+/** A pin: the version, and what its object must be when `tortmatch rules pin` verified it. */
+export interface Pin {
+  readonly version: string;
+  /** Absent when the pin was written by another tool: the object's own metadata is then checked against. */
+  readonly digest: SnapshotDigest | null;
+}
+
+/**
+ * The pin from its KV value: the version itself, or `{"version": "...", "sha256": "...", "bytes": N}`
+ * as `tortmatch rules pin` writes it; null when empty or not one.
+ */
+export function parsePin(value: Uint8Array): Pin | null {
   const text = decoder.decode(value).trim();
-  if (text === "") return null;
-  if (text.startsWith("{")) {
-    try {
-      const v = (JSON.parse(text) as { version?: unknown }).version;
-      return typeof v === "string" && v !== "" ? v : null;
-    } catch {
-      return null;
-    }
+  if (text === "" || text.length > 4096) return null;
+  if (!text.startsWith("{")) return { version: text, digest: null };
+  try {
+    const v = JSON.parse(text) as { version?: unknown; sha256?: unknown; bytes?: unknown };
+    if (typeof v.version !== "string" || v.version === "") return null;
+    const digest = typeof v.sha256 === "string" && typeof v.bytes === "number" ? { sha256: v.sha256, bytes: v.bytes } : null;
+    return { version: v.version, digest };
+  } catch {
+    return null;
   }
-  return text;
+}
+
+/** The pinned version from its KV value (see parsePin); null when empty. */
+export function parsePinned(value: Uint8Array): string | null {
+  return parsePin(value)?.version ?? null;
 }
 
 /** Follow `current` and `pinned`: each change (and their values at start) is handed on; a deleted key as null. */
 export function watchFleetKeys(
   kv: KV,
-  on: { current(announcement: Announcement | null): void; pinned(version: string | null): void },
+  on: { current(announcement: Announcement | null): void; pinned(pin: Pin | null): void },
   log: Logger,
 ): { stop(): void } {
   // One watch per key: server 2.9 has no consumer with several filter subjects.
@@ -109,7 +131,7 @@ export function watchFleetKeys(
     log,
     { key: CURRENT_KEY },
   );
-  const pinned = watchKv(kv, "rules pin", (entry) => on.pinned(entry.operation !== "PUT" ? null : parsePinned(entry.value)), log, { key: PINNED_KEY });
+  const pinned = watchKv(kv, "rules pin", (entry) => on.pinned(entry.operation !== "PUT" ? null : parsePin(entry.value)), log, { key: PINNED_KEY });
   return {
     stop() {
       current.stop();

@@ -20,8 +20,12 @@
  *   rules:      f64 columns id, ownerId, priority, minMatchedMs, minRatioBp, state,
  *               validFromMs (NaN = none), validToMs (NaN = none), isDeleted, mtimeMs;
  *               u8 column action (index in RULE_ACTIONS); min_score texts are in meta
- *   properties: f64 columns id and ruleId as deltas from the previous row, value; u8 kind
- * Deltas make the id columns mostly zero bytes, which deflate folds away.
+ *   properties: f64 columns id, ruleId and mtime as deltas from the previous row, value; u8 kind
+ * Deltas make the id and mtime columns mostly zero bytes, which deflate folds away.
+ *
+ * Nothing read is trusted (spec section 9): every length in the header and the meta is checked to
+ * be a finite integer within its limit before anything is allocated or inflated, and inflating is
+ * bounded by the length the header declares.
  */
 import { createHash } from "node:crypto";
 import { promisify } from "node:util";
@@ -31,10 +35,15 @@ import { NO_PROPERTY, type PropertyColumns, type RuleEntry, type RuleTable } fro
 import { RULE_ACTIONS } from "../match/types.js";
 import { PROPERTY_ROW_BYTES, RULE_ROW_BYTES, SnapshotOverBudgetError } from "../rules/load-rules.js";
 
-export const SNAPSHOT_FORMAT = 1;
+export const SNAPSHOT_FORMAT = 2;
 const MAGIC = "TORTSNAP";
-const HEADER_BYTES = 56;
+export const SNAPSHOT_HEADER_BYTES = 56;
+const HEADER_BYTES = SNAPSHOT_HEADER_BYTES;
 const RULE_F64_COLUMNS = 10;
+/** Bytes a property row takes in the raw form: four f64 columns and a u8. */
+const PROPERTY_RAW_BYTES = 4 * 8 + 1;
+/** The most the raw form may declare when the caller sets no limit (2 GiB). */
+const DEFAULT_MAX_RAW_BYTES = 2 ** 31;
 
 /** The bytes are not a snapshot this build can read: wrong magic, format, length or checksum. */
 export class SnapshotFormatError extends Error {
@@ -51,7 +60,8 @@ interface SnapshotMeta {
   readonly properties: number;
   /** min_score texts of the rules, in column order. */
   readonly minScores: readonly string[];
-  readonly skippedRules: readonly (readonly [number, string])[];
+  /** id, reason, mtime ms. */
+  readonly skippedRules: readonly (readonly [number, string, number])[];
   readonly skippedProperties: readonly (readonly [number, string])[];
 }
 
@@ -80,14 +90,14 @@ export async function encodeSnapshot(snapshot: RuleSnapshot, options: { level?: 
     rules: rules.length,
     properties: p.length,
     minScores: rules.map((r) => r.minScore),
-    skippedRules: [...table.skippedRules],
+    skippedRules: [...table.skippedRules].map(([id, { reason, mtimeMs }]) => [id, reason, mtimeMs] as const),
     skippedProperties: [...table.skippedProperties],
   };
   const metaBytes = Buffer.from(JSON.stringify(meta), "utf8");
   const metaEnd = align8(4 + metaBytes.length);
   const rulesBytes = rules.length * (RULE_F64_COLUMNS * 8 + 1);
   const rulesEnd = align8(metaEnd + rulesBytes);
-  const rawLength = rulesEnd + p.length * (3 * 8 + 1);
+  const rawLength = rulesEnd + p.length * PROPERTY_RAW_BYTES;
   const raw = new Uint8Array(rawLength);
   const view = new DataView(raw.buffer);
   view.setUint32(0, metaBytes.length, true);
@@ -111,17 +121,20 @@ export async function encodeSnapshot(snapshot: RuleSnapshot, options: { level?: 
   rules.forEach((r, i) => (actions[i] = RULE_ACTIONS.indexOf(r.action)));
 
   const n = p.length;
-  const props = new Float64Array(raw.buffer, rulesEnd, 3 * n);
+  const props = new Float64Array(raw.buffer, rulesEnd, 4 * n);
   let prevId = 0;
   let prevRule = 0;
+  let prevMtime = 0;
   for (let i = 0; i < n; i++) {
     props[i] = p.id[i]! - prevId;
     props[n + i] = p.ruleId[i]! - prevRule;
+    props[3 * n + i] = p.mtime[i]! - prevMtime;
     prevId = p.id[i]!;
     prevRule = p.ruleId[i]!;
+    prevMtime = p.mtime[i]!;
   }
   props.set(p.value, 2 * n);
-  raw.set(p.kind, rulesEnd + 3 * n * 8);
+  raw.set(p.kind, rulesEnd + 4 * n * 8);
 
   const body = await deflate(raw, { level: options.level ?? 6 });
   const out = new Uint8Array(HEADER_BYTES + body.length);
@@ -135,8 +148,13 @@ export async function encodeSnapshot(snapshot: RuleSnapshot, options: { level?: 
   return out;
 }
 
-/** The header of an encoded snapshot, checked for magic, format and length (not the checksum). */
-export function readSnapshotHeader(bytes: Uint8Array): SnapshotHeader {
+const isCount = (x: unknown, max: number): x is number => typeof x === "number" && Number.isSafeInteger(x) && x >= 0 && x <= max;
+
+/**
+ * The header of an encoded snapshot, checked for magic, format and lengths (not the checksum): the
+ * raw length must be a finite integer no larger than `maxRawBytes` (a NaN passes no `>` test).
+ */
+export function readSnapshotHeader(bytes: Uint8Array, maxRawBytes = DEFAULT_MAX_RAW_BYTES): SnapshotHeader {
   if (bytes.length < HEADER_BYTES || Buffer.from(bytes.subarray(0, 8)).toString("latin1") !== MAGIC) {
     throw new SnapshotFormatError("not a tortmatch rule snapshot (bad magic)");
   }
@@ -148,6 +166,8 @@ export function readSnapshotHeader(bytes: Uint8Array): SnapshotHeader {
     throw new SnapshotFormatError(`snapshot body is ${bytes.length - HEADER_BYTES} bytes; the header says ${bodyBytes}`);
   }
   const rawBytes = view.getFloat64(16, true);
+  if (!isCount(rawBytes, Number.MAX_SAFE_INTEGER)) throw new SnapshotFormatError(`snapshot declares it inflates to ${rawBytes} bytes: not a whole number of bytes`);
+  if (rawBytes > maxRawBytes) throw new SnapshotFormatError(`snapshot inflates to ${rawBytes} bytes, more than the ${maxRawBytes} allowed`);
   return { format, bodyBytes, rawBytes, sha256: Buffer.from(bytes.subarray(24, HEADER_BYTES)).toString("hex") };
 }
 
@@ -156,11 +176,9 @@ export function readSnapshotHeader(bytes: Uint8Array): SnapshotHeader {
  * most `maxRawBytes`), then the columns, then compile and check the version.
  */
 export async function decodeSnapshot(bytes: Uint8Array, options: { maxRawBytes?: number; maxSnapshotBytes?: number } = {}): Promise<RuleSnapshot> {
-  const header = readSnapshotHeader(bytes);
+  const header = readSnapshotHeader(bytes, options.maxRawBytes ?? DEFAULT_MAX_RAW_BYTES);
   const body = bytes.subarray(HEADER_BYTES);
   if (sha256(body).toString("hex") !== header.sha256) throw new SnapshotFormatError("snapshot checksum mismatch: the object is corrupt");
-  const maxRaw = options.maxRawBytes ?? 2 ** 31;
-  if (header.rawBytes > maxRaw) throw new SnapshotFormatError(`snapshot inflates to ${header.rawBytes} bytes, more than the ${maxRaw} allowed`);
   let raw: Uint8Array;
   try {
     raw = await inflate(body, { maxOutputLength: Math.max(1, header.rawBytes) });
@@ -170,19 +188,23 @@ export async function decodeSnapshot(bytes: Uint8Array, options: { maxRawBytes?:
   if (raw.length !== header.rawBytes) throw new SnapshotFormatError(`snapshot body inflates to ${raw.length} bytes; the header says ${header.rawBytes}`);
   // A plain Uint8Array (columns cut from it must not be Buffers), 8-aligned for the Float64 views.
   raw = raw.byteOffset % 8 === 0 ? new Uint8Array(raw.buffer, raw.byteOffset, raw.length) : new Uint8Array(raw);
+  if (raw.length < 4) throw new SnapshotFormatError("snapshot body is too short for its meta length");
   const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
   const metaLength = view.getUint32(0, true);
+  if (metaLength > raw.length - 4) throw new SnapshotFormatError(`snapshot meta is ${metaLength} bytes, more than the body holds`);
   let meta: SnapshotMeta;
   try {
     meta = JSON.parse(Buffer.from(raw.buffer, raw.byteOffset + 4, metaLength).toString("utf8")) as SnapshotMeta;
   } catch (err) {
     throw new SnapshotFormatError(`snapshot meta is not JSON: ${(err as Error).message}`);
   }
+  const problem = metaProblem(meta, raw.length);
+  if (problem !== null) throw new SnapshotFormatError(`snapshot meta is not valid: ${problem}`);
   const metaEnd = align8(4 + metaLength);
   const r = meta.rules;
   const n = meta.properties;
   const rulesEnd = align8(metaEnd + r * (RULE_F64_COLUMNS * 8 + 1));
-  if (rulesEnd + n * 25 !== raw.length || meta.minScores.length !== r) throw new SnapshotFormatError("snapshot columns do not add up to its length");
+  if (rulesEnd + n * PROPERTY_RAW_BYTES !== raw.length) throw new SnapshotFormatError("snapshot columns do not add up to its length");
   // The memory budget of the rule snapshot (TORT_SNAPSHOT_MAX_MB), as a database load checks it: before anything is built.
   const estimate = r * RULE_ROW_BYTES + n * PROPERTY_ROW_BYTES;
   if (options.maxSnapshotBytes !== undefined && estimate > options.maxSnapshotBytes) {
@@ -213,27 +235,30 @@ export async function decodeSnapshot(bytes: Uint8Array, options: { maxRawBytes?:
     });
   }
 
-  const props = new Float64Array(raw.buffer, raw.byteOffset + rulesEnd, 3 * n);
+  const props = new Float64Array(raw.buffer, raw.byteOffset + rulesEnd, 4 * n);
   const properties: PropertyColumns = {
     length: n,
     id: new Float64Array(n),
     ruleId: new Float64Array(n),
-    kind: raw.slice(rulesEnd + 3 * n * 8, rulesEnd + 3 * n * 8 + n),
+    kind: raw.slice(rulesEnd + 4 * n * 8, rulesEnd + 4 * n * 8 + n),
     value: props.slice(2 * n, 3 * n),
+    mtime: new Float64Array(n),
   };
   let countingProperties = 0;
-  for (let i = 0, id = 0, rule = 0; i < n; i++) {
+  for (let i = 0, id = 0, rule = 0, mtime = 0; i < n; i++) {
     id += props[i]!;
     rule += props[n + i]!;
+    mtime += props[3 * n + i]!;
     properties.id[i] = id;
     properties.ruleId[i] = rule;
+    properties.mtime[i] = mtime;
     if (properties.kind[i] !== NO_PROPERTY) countingProperties++;
   }
   const table: RuleTable = {
     rules,
     properties,
     countingProperties,
-    skippedRules: new Map(meta.skippedRules),
+    skippedRules: new Map(meta.skippedRules.map(([id, reason, mtimeMs]) => [id, { reason, mtimeMs }])),
     skippedProperties: new Map(meta.skippedProperties),
     maxMtimeMs: meta.maxMtimeMs,
   };
@@ -242,6 +267,22 @@ export async function decodeSnapshot(bytes: Uint8Array, options: { maxRawBytes?:
     throw new SnapshotFormatError(`snapshot compiles to version ${snapshot.version}, not the ${meta.version} it names`);
   }
   return snapshot;
+}
+
+/** Why the meta cannot describe a body of `rawLength` bytes, or null: every field typed, every count an integer within it. */
+function metaProblem(meta: SnapshotMeta, rawLength: number): string | null {
+  if (meta === null || typeof meta !== "object") return "not an object";
+  if (typeof meta.version !== "string" || meta.version.length > 256) return "version";
+  if (meta.loadKind !== "full" && meta.loadKind !== "incremental") return "loadKind";
+  if (typeof meta.loadedAt !== "string" || meta.loadedAt.length > 64) return "loadedAt";
+  if (typeof meta.maxMtimeMs !== "number" || !Number.isFinite(meta.maxMtimeMs)) return "maxMtimeMs";
+  if (!isCount(meta.rules, rawLength) || !isCount(meta.properties, rawLength)) return "row counts";
+  if (!Array.isArray(meta.minScores) || meta.minScores.length !== meta.rules || !meta.minScores.every((x) => typeof x === "string")) return "minScores";
+  const pairs = (rows: unknown, width: number, typed: (row: readonly unknown[]) => boolean) =>
+    Array.isArray(rows) && rows.length <= rawLength && rows.every((row) => Array.isArray(row) && row.length === width && isCount(row[0], Number.MAX_SAFE_INTEGER) && typed(row));
+  if (!pairs(meta.skippedRules, 3, (row) => typeof row[1] === "string" && typeof row[2] === "number" && Number.isFinite(row[2]))) return "skippedRules";
+  if (!pairs(meta.skippedProperties, 2, (row) => typeof row[1] === "string")) return "skippedProperties";
+  return null;
 }
 
 function align8(n: number): number {

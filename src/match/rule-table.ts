@@ -54,6 +54,14 @@ export interface PropertyColumns {
   readonly kind: Uint8Array;
   /** The decimal value; -1 when beyond the safe-integer range (it can then match nothing). */
   readonly value: Float64Array;
+  /** The row's mtime, epoch ms: with the id, what names the row in the version and in the tables' row sum. */
+  readonly mtime: Float64Array;
+}
+
+/** A rule row that breaks the contract: why, and its mtime (the row still counts in the tables' row sum). */
+export interface SkippedRule {
+  readonly reason: string;
+  readonly mtimeMs: number;
 }
 
 /** All rule rows a snapshot knows of. Immutable once built. */
@@ -64,8 +72,8 @@ export interface RuleTable {
   readonly properties: PropertyColumns;
   /** Properties with state = 1, is_deleted = 0 that keep the contract. */
   readonly countingProperties: number;
-  /** Rule rows that break the contract: id → reason. */
-  readonly skippedRules: ReadonlyMap<number, string>;
+  /** Rule rows that break the contract: id → reason and mtime. */
+  readonly skippedRules: ReadonlyMap<number, SkippedRule>;
   /** Property rows that break the contract: id → reason. */
   readonly skippedProperties: ReadonlyMap<number, string>;
   /** Largest `mtime` seen, epoch ms (0 for an empty table): the incremental refresh starts from it. */
@@ -112,21 +120,24 @@ class ColumnsBuilder {
   ruleId: Float64Array;
   kind: Uint8Array;
   value: Float64Array;
+  mtime: Float64Array;
 
   constructor(capacity: number) {
     this.id = new Float64Array(capacity);
     this.ruleId = new Float64Array(capacity);
     this.kind = new Uint8Array(capacity);
     this.value = new Float64Array(capacity);
+    this.mtime = new Float64Array(capacity);
   }
 
-  push(id: number, ruleId: number, kind: number, value: number): void {
+  push(id: number, ruleId: number, kind: number, value: number, mtime: number): void {
     if (this.length === this.id.length) this.grow();
     const i = this.length++;
     this.id[i] = id;
     this.ruleId[i] = ruleId;
     this.kind[i] = kind;
     this.value[i] = value;
+    this.mtime[i] = mtime;
   }
 
   private grow(): void {
@@ -140,11 +151,12 @@ class ColumnsBuilder {
     this.ruleId = copy(this.ruleId, (n) => new Float64Array(n));
     this.kind = copy(this.kind, (n) => new Uint8Array(n));
     this.value = copy(this.value, (n) => new Float64Array(n));
+    this.mtime = copy(this.mtime, (n) => new Float64Array(n));
   }
 
   take(): PropertyColumns {
     const n = this.length;
-    return { length: n, id: this.id.slice(0, n), ruleId: this.ruleId.slice(0, n), kind: this.kind.slice(0, n), value: this.value.slice(0, n) };
+    return { length: n, id: this.id.slice(0, n), ruleId: this.ruleId.slice(0, n), kind: this.kind.slice(0, n), value: this.value.slice(0, n), mtime: this.mtime.slice(0, n) };
   }
 }
 
@@ -164,7 +176,7 @@ function findRow(ids: Float64Array, length: number, id: number): number {
 /** Stable order of rows by id; the last write of an id wins. */
 function sortById(c: ColumnsBuilder): void {
   const order = Array.from({ length: c.length }, (_, i) => i).sort((a, b) => c.id[a]! - c.id[b]! || a - b);
-  const src = { id: c.id.slice(0, c.length), ruleId: c.ruleId.slice(0, c.length), kind: c.kind.slice(0, c.length), value: c.value.slice(0, c.length) };
+  const src = { id: c.id.slice(0, c.length), ruleId: c.ruleId.slice(0, c.length), kind: c.kind.slice(0, c.length), value: c.value.slice(0, c.length), mtime: c.mtime.slice(0, c.length) };
   let n = 0;
   for (let k = 0; k < order.length; k++) {
     const i = order[k]!;
@@ -173,6 +185,7 @@ function sortById(c: ColumnsBuilder): void {
     c.ruleId[n] = src.ruleId[i]!;
     c.kind[n] = src.kind[i]!;
     c.value[n] = src.value[i]!;
+    c.mtime[n] = src.mtime[i]!;
     n++;
   }
   c.length = n;
@@ -206,6 +219,7 @@ export function createRuleTableBuilder(base?: RuleTable): RuleTableBuilder {
     columns.ruleId.set(p.ruleId);
     columns.kind.set(p.kind);
     columns.value.set(p.value);
+    columns.mtime.set(p.mtime);
     columns.length = p.length;
   }
   const baseLength = columns.length;
@@ -224,7 +238,7 @@ export function createRuleTableBuilder(base?: RuleTable): RuleTableBuilder {
         skippedRules.delete(row.id);
       } else {
         rules.delete(row.id);
-        skippedRules.set(row.id, problem);
+        skippedRules.set(row.id, { reason: problem, mtimeMs: row.mtimeMs });
       }
     },
     applyProperty(row) {
@@ -247,10 +261,11 @@ export function createRuleTableBuilder(base?: RuleTable): RuleTableBuilder {
         columns.ruleId[at] = row.ruleId;
         columns.kind[at] = kind;
         columns.value[at] = value;
+        columns.mtime[at] = row.mtimeMs;
         return;
       }
       if (columns.length > 0 && columns.id[columns.length - 1]! >= row.id) sorted = false;
-      columns.push(row.id, row.ruleId, kind, value);
+      columns.push(row.id, row.ruleId, kind, value, row.mtimeMs);
     },
     noteMtime(mtimeMs) {
       assertOpen();
@@ -265,4 +280,30 @@ export function createRuleTableBuilder(base?: RuleTable): RuleTableBuilder {
       return { rules, properties, countingProperties, skippedRules, skippedProperties, maxMtimeMs };
     },
   };
+}
+
+/**
+ * The tables' row sums: Σ ((id mod P) × 1009 + (mtime ms mod P)) mod P over every row of a table,
+ * skipped rows included. The same sum is computed by MySQL over the tables as they are now
+ * (rules/load-rules.ts); when the two differ, a row changed that an incremental read did not see
+ * (an edit committed later than its mtime, a row deleted outright) and the refresh reads everything.
+ * Exact in doubles: a term is below 2^40 and the sum stays below 2^53 for billions of rows.
+ */
+export const ROW_SUM_MODULUS = 1_000_000_007;
+export const ROW_SUM_FACTOR = 1009;
+
+/** One row's term of the row sum. */
+export function rowSumTerm(id: number, mtimeMs: number): number {
+  return ((id % ROW_SUM_MODULUS) * ROW_SUM_FACTOR + (mtimeMs % ROW_SUM_MODULUS)) % ROW_SUM_MODULUS;
+}
+
+/** The row sums and row counts of a table, as MySQL would compute them over the rows it was built from. */
+export function tableRowSums(table: RuleTable): { rules: number; properties: number; ruleRows: number; propertyRows: number } {
+  let rules = 0;
+  for (const r of table.rules.values()) rules += rowSumTerm(r.id, r.mtimeMs);
+  for (const [id, s] of table.skippedRules) rules += rowSumTerm(id, s.mtimeMs);
+  let properties = 0;
+  const p = table.properties;
+  for (let i = 0; i < p.length; i++) properties += rowSumTerm(p.id[i]!, p.mtime[i]!);
+  return { rules, properties, ruleRows: table.rules.size + table.skippedRules.size, propertyRows: p.length };
 }

@@ -2,6 +2,7 @@
  * The immutable in-memory index the matcher reads: active rules by asset id,
  * each rule carrying its thresholds, window, zones and exempt uploaders.
  */
+import { digestRuleTable } from "./content-digest.js";
 import { KIND_CODE, NO_PROPERTY, type RuleTable } from "./rule-table.js";
 import { ACTION_SEVERITY, type RuleAction } from "./types.js";
 
@@ -242,7 +243,10 @@ export type LoadKind = "full" | "incremental";
 
 /** One immutable, versioned snapshot of the rules. */
 export interface RuleSnapshot {
-  /** Opaque name of this snapshot: newest mtime and row counts, equal on every instance that read the same rows. */
+  /**
+   * Opaque name of this snapshot's content (spec section 5): newest mtime, a digest of every row
+   * (content-digest.ts) and row counts. Equal exactly when the rows are, whoever read them and how.
+   */
   readonly version: string;
   readonly loadKind: LoadKind;
   /** When the rows were read (ISO-8601 UTC). */
@@ -330,14 +334,14 @@ export function compileSnapshot(table: RuleTable, meta: { loadKind: LoadKind; lo
   const assetIndex = buildAssetIndex(rules, pairAsset, pairRank, pairs);
 
   const skipped: SkippedRow[] = [
-    ...[...table.skippedRules].map(([id, reason]) => ({ table: "video_tort_rule" as const, id, reason })),
+    ...[...table.skippedRules].map(([id, { reason }]) => ({ table: "video_tort_rule" as const, id, reason })),
     ...[...table.skippedProperties].map(([id, reason]) => ({ table: "video_tort_rule_property" as const, id, reason })),
     ...orphanProperties,
   ].sort((a, b) => (a.table === b.table ? a.id - b.id : a.table < b.table ? -1 : 1));
 
   const skippedProperties = table.skippedProperties.size + orphanProperties.length;
   return {
-    version: `${new Date(table.maxMtimeMs).toISOString()}/${table.rules.size}r/${table.countingProperties}p`,
+    version: `${new Date(table.maxMtimeMs).toISOString()}/${digestRuleTable(table).slice(0, 16)}/${table.rules.size}r/${table.countingProperties}p`,
     loadKind: meta.loadKind,
     loadedAt: meta.loadedAt,
     rules,

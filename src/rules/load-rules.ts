@@ -9,9 +9,9 @@
  * per-field typeCast callback that tripled the read time of the 180k-row
  * table (bench/load).
  */
-import { and, asc, gt, gte, or } from "drizzle-orm";
+import { and, asc, gt, gte, or, sql, type SQL } from "drizzle-orm";
 import type { MySqlColumn } from "drizzle-orm/mysql-core";
-import { createRuleTableBuilder, type PropertyRow, type RuleRow } from "../match/rule-table.js";
+import { createRuleTableBuilder, ROW_SUM_FACTOR, ROW_SUM_MODULUS, tableRowSums, type PropertyRow, type RuleRow } from "../match/rule-table.js";
 import { compileSnapshot, type LoadKind, type RuleSnapshot } from "../match/snapshot.js";
 import { describeDatabaseFailure, RuleStoreError, type RuleDatabase } from "./database.js";
 import { videoTortRule, videoTortRuleProperty } from "./schema.js";
@@ -21,8 +21,9 @@ export const DEFAULT_PAGE_SIZE = 20_000;
 /**
  * An incremental refresh re-reads rows whose mtime is this close below the
  * newest one it saw: rows written in the same instant, or committed a little
- * late, are not missed. Re-reading a row is harmless. Later stragglers are
- * caught by the periodic full reload.
+ * late, are not missed. Re-reading a row is harmless. Later stragglers (an
+ * edit committed long after its mtime) are caught by the row sums compared
+ * after every incremental read, which then reads everything.
  */
 export const MTIME_OVERLAP_MS = 5_000;
 
@@ -56,6 +57,9 @@ export function formatUtcDatetime(ms: number): string {
   return new Date(ms).toISOString().replace("T", " ").replace("Z", "");
 }
 
+/** A row's mtime as epoch ms, computed by MySQL (no DATETIME text to parse per row, whatever the session's time zone). */
+const mtimeMs = (column: MySqlColumn): SQL<number> => sql<number>`TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', ${column}) DIV 1000`;
+
 const ruleColumns = {
   id: videoTortRule.id,
   ownerId: videoTortRule.ownerId,
@@ -68,7 +72,7 @@ const ruleColumns = {
   isDeleted: videoTortRule.isDeleted,
   validFrom: videoTortRule.validFrom,
   validTo: videoTortRule.validTo,
-  mtime: videoTortRule.mtime,
+  mtime: mtimeMs(videoTortRule.mtime),
 };
 
 const propertyColumns = {
@@ -78,7 +82,7 @@ const propertyColumns = {
   value: videoTortRuleProperty.value,
   state: videoTortRuleProperty.state,
   isDeleted: videoTortRuleProperty.isDeleted,
-  mtime: videoTortRuleProperty.mtime,
+  mtime: mtimeMs(videoTortRuleProperty.mtime),
 };
 
 /**
@@ -122,15 +126,22 @@ export interface LoadOptions {
   readonly now?: () => Date;
   /** The snapshot's memory budget, bytes: a load whose estimate passes it is abandoned while it is read (checked per page). */
   readonly maxBytes?: number;
-  /** Told when an incremental refresh found other row counts than its snapshot (rows deleted outright) and read everything instead. */
-  readonly onHardDelete?: (counts: { expected: { rules: number; properties: number }; found: { rules: number; properties: number } }) => void;
+  /**
+   * Told when an incremental refresh found other row counts or row sums in the tables than in its
+   * snapshot (rows deleted outright, or an edit committed long after its mtime) and read everything instead.
+   */
+  readonly onMissedRows?: (sums: { expected: ReturnType<typeof tableRowSums>; found: ReturnType<typeof tableRowSums> }) => void;
 }
 
 /** One table as the keyset reader sees it: rows come as arrays in `columns` order. */
 interface KeysetSource {
   readonly name: LoadProgress["table"];
   readonly table: typeof videoTortRule | typeof videoTortRuleProperty;
-  readonly columns: Record<string, MySqlColumn>;
+  /** What is selected, in row order; `mtime` is the row's mtime in epoch ms. */
+  readonly columns: Record<string, MySqlColumn | SQL<number>>;
+  /** The id and mtime columns themselves, for the keyset. */
+  readonly id: MySqlColumn;
+  readonly mtime: MySqlColumn;
   /** Positions of id and mtime in a row. */
   readonly idAt: number;
   readonly mtimeAt: number;
@@ -147,28 +158,21 @@ async function readPages(
   afterPage?: (rows: number) => void,
 ): Promise<number> {
   const pageSize = options.pageSize ?? DEFAULT_PAGE_SIZE;
-  const id = t.columns.id!;
-  const mtime = t.columns.mtime!;
-  // A full load needs no per-row mtime: its watermark is read before the pages (see load()).
-  const { mtime: _mtime, ...withoutMtime } = t.columns;
-  const selected = since === null ? withoutMtime : t.columns;
+  const { id, mtime } = t;
   const fetchPage = async (lastId: number, lastMtime: string): Promise<unknown[][]> => {
     if (options.signal?.aborted) throw options.signal.reason ?? new Error("rule load aborted");
     // Full: by id. Incremental: by (mtime, id) from the watermark, on the mtime index.
     const query = database.db
-      .select(selected)
+      .select(t.columns)
       .from(t.table)
       .where(since === null ? gt(id, lastId) : and(gte(mtime, lastMtime), or(gt(mtime, lastMtime), gt(id, lastId))))
       .orderBy(...(since === null ? [asc(id)] : [asc(mtime), asc(id)]))
       .limit(pageSize)
       .toSQL();
-    // A full read runs as a prepared statement (the binary protocol: numbers arrive as binary, not as
-    // text to parse): the property table reads in about 0.7x the time of the same pages as text
-    // (bench:load). An incremental read selects mtime, and mysql2 turns a binary DATETIME into text
-    // (dateStrings) slower than it parses the text protocol's: those pages run as plain queries.
-    const sql = { sql: query.sql, rowsAsArray: true };
-    const params = query.params as (number | string)[];
-    const [rows] = since === null ? await database.pool.execute(sql, params) : await database.pool.query(sql, params);
+    // A prepared statement (the binary protocol: numbers arrive as binary, not as text to parse): the
+    // property table reads in about 0.7x the time of the same pages as text (bench:load). The mtime
+    // arrives as a number (mtimeMs above), never as a DATETIME for mysql2 to turn into text.
+    const [rows] = await database.pool.execute({ sql: query.sql, rowsAsArray: true }, query.params as (number | string)[]);
     return rows as unknown[][];
   };
   let rows = 0;
@@ -176,7 +180,7 @@ async function readPages(
   while (next !== null) {
     const page: unknown[][] = await next;
     const last = page[page.length - 1];
-    next = page.length === pageSize ? fetchPage(last![t.idAt] as number, last![t.mtimeAt] as string) : null;
+    next = page.length === pageSize ? fetchPage(last![t.idAt] as number, formatUtcDatetime(Number(last![t.mtimeAt]))) : null;
     next?.catch(() => {}); // a failure surfaces when it is awaited; never as an unhandled rejection meanwhile
     for (const row of page) apply(row);
     rows += page.length;
@@ -187,14 +191,17 @@ async function readPages(
   return rows;
 }
 
-/** Rows in each rule table now. */
-async function countRows(database: RuleDatabase, kind: LoadKind): Promise<{ rules: number; properties: number }> {
+/** The row counts and row sums (match/rule-table.ts `tableRowSums`) of both rule tables as they are now, computed by MySQL. */
+async function tableRowSumsNow(database: RuleDatabase, kind: LoadKind): Promise<ReturnType<typeof tableRowSums>> {
+  const term = `((id MOD ${ROW_SUM_MODULUS}) * ${ROW_SUM_FACTOR} + (TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', mtime) DIV 1000) MOD ${ROW_SUM_MODULUS}) MOD ${ROW_SUM_MODULUS}`;
+  const of = (table: string) => `SELECT COUNT(*), COALESCE(SUM(${term}), 0) FROM ${table}`;
   try {
-    const [[row]] = (await database.pool.query({
-      sql: "SELECT (SELECT COUNT(*) FROM video_tort_rule), (SELECT COUNT(*) FROM video_tort_rule_property)",
+    const [rows] = (await database.pool.query({
+      sql: `${of("video_tort_rule")} UNION ALL ${of("video_tort_rule_property")}`,
       rowsAsArray: true,
-    })) as unknown as [[[number | string, number | string]]];
-    return { rules: Number(row![0]), properties: Number(row![1]) };
+    })) as unknown as [[number | string, number | string][]];
+    const [rules, properties] = rows;
+    return { ruleRows: Number(rules![0]), rules: Number(rules![1]), propertyRows: Number(properties![0]), properties: Number(properties![1]) };
   } catch (err) {
     throw new RuleStoreError(`loading rules (${kind}) from ${database.describe} failed: ${describeDatabaseFailure(err)}`, { cause: err });
   }
@@ -214,8 +221,8 @@ export interface RuleLoader {
 
 /** A loader over an open database; the database stays owned by the caller. */
 export function createRuleLoader(database: RuleDatabase, defaults: LoadOptions = {}): RuleLoader {
-  const rules: KeysetSource = { name: "video_tort_rule", table: videoTortRule, columns: ruleColumns, idAt: 0, mtimeAt: 11 };
-  const properties: KeysetSource = { name: "video_tort_rule_property", table: videoTortRuleProperty, columns: propertyColumns, idAt: 0, mtimeAt: 6 };
+  const rules: KeysetSource = { name: "video_tort_rule", table: videoTortRule, columns: ruleColumns, id: videoTortRule.id, mtime: videoTortRule.mtime, idAt: 0, mtimeAt: 11 };
+  const properties: KeysetSource = { name: "video_tort_rule_property", table: videoTortRuleProperty, columns: propertyColumns, id: videoTortRuleProperty.id, mtime: videoTortRuleProperty.mtime, idAt: 0, mtimeAt: 6 };
 
   async function load(kind: LoadKind, previous: RuleSnapshot | null, options: LoadOptions): Promise<RuleSnapshot> {
     const opts = { ...defaults, ...options };
@@ -263,11 +270,13 @@ export function createRuleLoader(database: RuleDatabase, defaults: LoadOptions =
     }
     const table = builder.freeze();
     if (previous !== null) {
-      // Hard deletes (DELETE, not is_deleted) move no mtime: an incremental read cannot see them.
-      // Row counts can: when the tables hold other counts than the patched snapshot, read everything.
-      const counts = await countRows(database, kind);
-      if (counts.rules !== table.rules.size + table.skippedRules.size || counts.properties !== table.properties.length) {
-        opts.onHardDelete?.({ expected: { rules: table.rules.size + table.skippedRules.size, properties: table.properties.length }, found: counts });
+      // Hard deletes (DELETE, not is_deleted) move no mtime, and an edit committed long after its
+      // statement ran has an mtime below the watermark: an incremental read sees neither. The row
+      // counts and row sums do: when the tables hold other ones than the patched snapshot, read everything.
+      const found = await tableRowSumsNow(database, kind);
+      const expected = tableRowSums(table);
+      if (found.ruleRows !== expected.ruleRows || found.propertyRows !== expected.propertyRows || found.rules !== expected.rules || found.properties !== expected.properties) {
+        opts.onMissedRows?.({ expected, found });
         return load("full", null, options);
       }
     }
@@ -297,7 +306,7 @@ function toRuleRow(r: unknown[]): RuleRow {
     validFromMs: validFrom === null ? null : parseUtcDatetime(validFrom),
     validToMs: validTo === null ? null : parseUtcDatetime(validTo),
     isDeleted: r[8] as number,
-    mtimeMs: r.length > 11 ? parseUtcDatetime(r[11] as string) : 0,
+    mtimeMs: Number(r[11]),
   };
 }
 
@@ -309,6 +318,6 @@ function toPropertyRow(p: unknown[], into: { -readonly [K in keyof PropertyRow]:
   into.value = p[3] as string;
   into.state = p[4] as number;
   into.isDeleted = p[5] as number;
-  into.mtimeMs = p.length > 6 ? parseUtcDatetime(p[6] as string) : 0;
+  into.mtimeMs = Number(p[6]);
   return into;
 }

@@ -378,7 +378,7 @@ describe("rule-cache machine in a fleet", () => {
     expect(h.fetches).toHaveLength(1);
   });
 
-  it("a follower whose pinned version cannot be fetched keeps serving what it serves, without reading MySQL", async () => {
+  it("a follower whose pinned version cannot be fetched ignores the pin: it serves the announced version, without reading MySQL", async () => {
     const h = harness({ fleet: true });
     h.actor.send({ type: "START" });
     h.actor.send({ type: "FLEET.ROLE", role: "follower" });
@@ -389,12 +389,42 @@ describe("rule-cache machine in a fleet", () => {
     h.fetches[1]!.reject(new Error("rules version v0 is not in the snapshot store"));
     await settle();
     expect(h.state()).toBe("ready");
-    expect(h.ctx()).toMatchObject({ version: "v2", failedFetch: "v0" });
+    expect(h.ctx()).toMatchObject({ version: "v2", pinIgnored: "v0" });
     expect(h.loads).toHaveLength(0);
+    // The ignored pin stands, and the fleet follows the tables: the next announcement is fetched.
+    h.actor.send({ type: "FLEET.CURRENT", version: "v3" });
+    expect(h.state()).toBe("fetching");
+    expect(h.fetches[2]!.input.version).toBe("v3");
+    h.fetches[2]!.resolve(snapshotNamed("v3"));
+    await settle();
+    expect(h.ctx()).toMatchObject({ version: "v3", pinned: "v0", pinIgnored: "v0" });
     // Unpinned: back to the announced version, which it already serves.
     h.actor.send({ type: "FLEET.PINNED", version: null });
     expect(h.state()).toBe("ready");
-    expect(h.fetches).toHaveLength(2);
+    expect(h.ctx().pinIgnored).toBeNull();
+    expect(h.fetches).toHaveLength(3);
+  });
+
+  it("a leader whose pinned version cannot be fetched ignores the pin: it serves, reads and announces the tables' newest", async () => {
+    const h = await servingLeader("v2");
+    h.actor.send({ type: "FLEET.PINNED", version: "broken" });
+    expect(h.state()).toBe("fetching");
+    h.fetches[0]!.reject(new Error("rules version broken: the object's bytes do not match the SHA-256 its announcement names"));
+    await settle();
+    expect(h.state()).toBe("ready");
+    expect(h.ctx()).toMatchObject({ version: "v2", source: "database", pinIgnored: "broken" });
+    // A rule change and a notice: read, served and announced, pin or not.
+    h.actor.send({ type: "REFRESH", reason: "notice" });
+    h.loads[1]!.resolve(snapshotNamed("v3", "incremental"));
+    await settle();
+    expect(h.ctx().version).toBe("v3");
+    expect(h.publishes[1]!.input.snapshot.version).toBe("v3");
+    h.publishes[1]!.resolve();
+    await settle();
+    // A new pin gets a try of its own.
+    h.actor.send({ type: "FLEET.PINNED", version: "v2" });
+    expect(h.state()).toBe("fetching");
+    expect(h.ctx().pinIgnored).toBeNull();
   });
 
   it("a leader that loses the lease while its refresh is retried leaves refreshes to the new leader: no more loads", async () => {

@@ -92,6 +92,35 @@ describe("rule loader", () => {
     expect(decide(withoutAsset, song).ruleId).not.toBe(1);
   });
 
+  it("names content: an edit committed long after its statement ran gives a new version, the one a full read gives", async () => {
+    const loader = createRuleLoader(t.database);
+    const before = await loader.loadFull();
+    // A transaction whose UPDATE ran (and stamped mtime) well before another edit that commits first.
+    const late = await t.database.pool.getConnection();
+    try {
+      await late.query("SET time_zone = '+00:00'");
+      await late.beginTransaction();
+      // The statement "ran" a minute ago: its mtime lies below the watermark the next read starts from
+      // (MTIME_OVERLAP_MS), as a transaction held open for a minute would leave it.
+      await late.query("UPDATE video_tort_rule SET priority = priority + 7, mtime = NOW(3) - INTERVAL 60 SECOND WHERE id = 3");
+      await t.database.pool.query("UPDATE video_tort_rule SET priority = priority + 1 WHERE id = 5");
+      const seen = await loader.loadChanges(before);
+      expect(seen.table.rules.get(5)!.priority).toBe(before.table.rules.get(5)!.priority + 1);
+      await late.commit();
+      // The newest mtime and the row counts are those of `seen`; the content is not.
+      const after = await loader.loadChanges(seen);
+      expect(after.table.rules.get(3)!.priority).toBe(before.table.rules.get(3)!.priority + 7);
+      expect(after.table.maxMtimeMs).toBe(seen.table.maxMtimeMs);
+      expect(after.version).not.toBe(seen.version);
+      // Whoever reads the same rows, however, names them alike.
+      const full = await loader.loadFull();
+      expect(full.version).toBe(after.version);
+      expect((await loader.loadChanges(full)).version).toBe(full.version);
+    } finally {
+      late.release();
+    }
+  });
+
   it("abandons a load whose snapshot would exceed its memory budget, while it reads, before the tables are read whole", async () => {
     const [[counts]] = (await t.database.pool.query({ sql: "SELECT (SELECT COUNT(*) FROM video_tort_rule), (SELECT COUNT(*) FROM video_tort_rule_property)", rowsAsArray: true })) as unknown as [[[number, number]]];
     const total = Number(counts![0]) + Number(counts![1]);
