@@ -35,6 +35,7 @@ import { createVerdictLookup } from "./verdict/verdict-lookup.js";
 import { startLeaderLease, type LeaderLease } from "./fleet/leader-lease.js";
 import { announce, databaseIdentity, openRulesBucket, watchFleetKeys, type Announcement, type Pin } from "./fleet/rules-bucket.js";
 import { openSnapshotStore, snapshotRows } from "./fleet/snapshot-store.js";
+import { SnapshotFormatError } from "./fleet/snapshot-codec.js";
 import { createFleetView, SERVICE_NAME, type FleetInstance, type InstanceStats } from "./fleet/discover-fleet.js";
 import { TORTMATCH_VERSION } from "./version.js";
 import { warmUpStages } from "./warm-up.js";
@@ -104,6 +105,8 @@ export interface RunningService {
   readonly instanceId: string;
   /** What this instance reports of itself to the fleet (`tortmatch fleet`, the status page). */
   instanceStats(): InstanceStats;
+  /** When this instance last confirmed it serves the tables' newest content, epoch ms (null before its first snapshot). */
+  snapshotConfirmedAt(): number | null;
   /** The instances on this consumer as last discovered (refreshed at most every TORT_LAG_POLL_MS, while someone looks). */
   fleetInstances(): readonly FleetInstance[];
   /** Recent rule-cache transitions and errors, newest last (bounded). */
@@ -149,7 +152,7 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
     ? await openSnapshotStore(nc, c.TORT_SNAPSHOT_BUCKET, { replicas: c.TORT_STREAM_REPLICAS, maxSnapshotBytes: c.TORT_SNAPSHOT_MAX_MB * 2 ** 20 })
     : null;
   /** Registered with the NATS service framework: discovery (`tortmatch fleet`) and the explain endpoint. */
-  let instanceStats: () => InstanceStats = () => ({ version: null, state: "", role: "", source: null, current: null, pinned: null, inFlight: 0, limit: 0, loads: 0, fetches: 0 });
+  let instanceStats: () => InstanceStats = () => ({ version: null, state: "", role: "", source: null, current: null, pinned: null, pinIgnored: null, inFlight: 0, limit: 0, loads: 0, fetches: 0 });
   const svc: Service = await new Svcm(nc).add({
     name: SERVICE_NAME,
     version: TORTMATCH_VERSION,
@@ -165,6 +168,12 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
   let announcement: Announcement | null = null;
   let pin: Pin | null = null;
   const expectedDigest = (version: string) => (announcement?.version === version ? announcement : pin?.version === version ? pin.digest : null);
+  /** Versions whose objects were refused, newest last (bounded): each is logged once. */
+  const refusedVersions = new Set<string>();
+  const noteRefused = (version: string) => {
+    refusedVersions.add(version);
+    if (refusedVersions.size > 64) refusedVersions.delete(refusedVersions.values().next().value!);
+  };
 
   const stats = createServiceStats();
   const limit = createConcurrencyLimit(c.TORT_CONCURRENCY);
@@ -219,6 +228,7 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
     ready: () => snapshot$.value !== null && (deps.natsConnected?.() ?? !nc.isClosed()),
     refreshIntervalMs: () => refreshIntervalMs,
     fleet: () => instanceStats(),
+    confirmedAt: () => confirmedAt(),
   });
 
   const ruleCache = ruleCacheMachine.provide({
@@ -255,8 +265,13 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
           log.info({ version: input.version, ms: Math.round(performance.now() - started) }, "rule snapshot fetched from the fleet");
           return snapshot;
         } catch (err) {
-          metrics.ruleFetch("error");
-          log.error({ version: input.version, err: (err as Error).message }, "rule snapshot could not be fetched");
+          // A refused object is logged once per version (an announcement re-written with the same version retries it).
+          const refused = err instanceof SnapshotFormatError;
+          metrics.ruleFetch(refused ? "refused" : "error");
+          if (!refused || !refusedVersions.has(input.version)) {
+            log.error({ version: input.version, err: (err as Error).message }, refused ? "rule snapshot refused: it failed its checks and is not served" : "rule snapshot could not be fetched");
+          }
+          if (refused) noteRefused(input.version);
           throw err;
         }
       }),
@@ -273,6 +288,7 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
             const s = input.snapshot;
             made = { version: s.version, object: "", sha256: "", bytes: 0, rows: snapshotRows(s), builtAt: new Date().toISOString(), builtBy: instanceId, database: databaseId };
           }
+          made = { ...made, confirmedAt: new Date(now().getTime()).toISOString() };
           // A leader that lost the lease meanwhile leaves the announcing to its successor (see announce()).
           if (lease === null) throw new Error("no lease: not leading");
           await announce(rulesKv!, lease, made);
@@ -445,6 +461,8 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
   };
   let lastAttempt = 0;
   let givenBack = false;
+  let pinIgnored: string | null = null;
+  let latestRead: RuleSnapshot | null = null;
   const skippedRows = createSkippedRowsReporter(log);
   actor.start();
   const cache = actor.system.get("ruleCache") as ActorRefFrom<typeof ruleCacheMachine>;
@@ -476,6 +494,21 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
       }
     }
     lastAttempt = ctx.attempt;
+    if (ctx.pinIgnored !== pinIgnored) {
+      pinIgnored = ctx.pinIgnored;
+      if (pinIgnored !== null) {
+        log.error({ pinned: pinIgnored, serving: ctx.version, reason: ctx.lastError }, "the pinned rules version cannot be served: ignored, this instance serves the current rules as if unpinned; `tortmatch rules unpin`, or pin a version `tortmatch rules versions` lists");
+        remember(errors, { at: now().toISOString(), state, detail: ctx.lastError ?? `pinned ${pinIgnored} ignored` });
+      }
+    }
+    if (ctx.latest !== latestRead) {
+      latestRead = ctx.latest;
+      // A leader's read that changed nothing renews the announcement's confirmation: followers' snapshot age is the fleet's.
+      if (latestRead !== null && ctx.role === "leader" && lease !== null && announcement !== null && announcement.version === latestRead.version) {
+        const confirmed = { ...announcement, confirmedAt: latestRead.loadedAt };
+        announce(rulesKv!, lease, confirmed).catch((err: unknown) => log.debug({ err: (err as Error).message }, "rules announcement not confirmed (the next read retries)"));
+      }
+    }
     if (state !== cacheState) {
       cacheState = state;
       remember(transitions, { at: now().toISOString(), state, ...(ctx.version ? { detail: ctx.version } : {}) });
@@ -492,11 +525,29 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
       source: ctx.source,
       current: ctx.announced,
       pinned: ctx.pinned,
+      pinIgnored: ctx.pinIgnored,
       inFlight: stats.inFlight,
       limit: limit.limit,
       loads: ctx.loads,
       fetches: ctx.fetches,
     };
+  };
+  /** When this instance last confirmed it serves the tables' newest content (see tortmatch_snapshot_age_seconds). */
+  let confirmedMs: number | null = null;
+  const confirmedAt = (): number | null => {
+    const ctx = cache.getSnapshot().context;
+    const t = now().getTime();
+    let seen: number | null = null;
+    if (ctx.source === "fleet") {
+      // Served from the fleet: confirmed when the leader last found this content in the tables (a pin in force counts as the fleet's choice).
+      const servesFleet = announcement !== null && (announcement.version === ctx.version || (ctx.pinned !== null && ctx.pinned !== ctx.pinIgnored));
+      if (servesFleet) seen = Date.parse(announcement!.confirmedAt ?? announcement!.builtAt);
+    } else if (ctx.latest !== null) {
+      seen = Date.parse(ctx.latest.loadedAt);
+    }
+    // Read from NATS, so never trusted to lie ahead of this clock.
+    if (seen !== null && Number.isFinite(seen)) confirmedMs = Math.max(confirmedMs ?? 0, Math.min(seen, t));
+    return confirmedMs;
   };
   cache.subscribe(follow);
   follow(cache.getSnapshot()); // the state it is already in
@@ -519,6 +570,7 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
     ruleCacheState: () => cacheState,
     instanceId,
     instanceStats: () => instanceStats(),
+    snapshotConfirmedAt: () => confirmedAt(),
     fleetInstances: () => fleetView.latest(),
     consumerLag: () => lag(),
     recent: { transitions, errors },

@@ -6,7 +6,7 @@ import { Kvm, type KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Config } from "../config.js";
 import { discoverFleet } from "../fleet/discover-fleet.js";
-import { CURRENT_KEY, parseAnnouncement, parsePinned, PINNED_KEY } from "../fleet/rules-bucket.js";
+import { CURRENT_KEY, databaseIdentity, parseAnnouncement, parsePinned, PINNED_KEY } from "../fleet/rules-bucket.js";
 import { openSnapshotStore } from "../fleet/snapshot-store.js";
 import { withNats } from "./ops-commands.js";
 
@@ -19,7 +19,7 @@ export function table(header: readonly string[], rows: readonly (readonly string
 /** The fleet's buckets, opened, never created: null when no instance has made them yet. */
 async function openFleetBuckets(nc: NatsConnection, config: Config): Promise<{ kv: KV; store: Awaited<ReturnType<typeof openSnapshotStore>> } | null> {
   try {
-    const store = await openSnapshotStore(nc, config.TORT_SNAPSHOT_BUCKET, { replicas: config.TORT_STREAM_REPLICAS, create: false });
+    const store = await openSnapshotStore(nc, config.TORT_SNAPSHOT_BUCKET, { replicas: config.TORT_STREAM_REPLICAS, create: false, maxSnapshotBytes: config.TORT_SNAPSHOT_MAX_MB * 2 ** 20 });
     const kv = await new Kvm(nc).open(config.TORT_RULES_BUCKET);
     return { kv, store };
   } catch {
@@ -58,7 +58,12 @@ export const rulesVersions = (opts: { json?: boolean }) =>
     );
   });
 
-/** `tortmatch rules pin VERSION`: only a retained version can be pinned (it must be fetchable by every instance). */
+/**
+ * `tortmatch rules pin VERSION`: only a version every instance can serve is pinned. It is fetched,
+ * checked (size, SHA-256, every length) and compiled as an instance would, for this deployment's
+ * tables and memory budget, before the pin is written; the pin names the object's digest, which
+ * every instance checks the bytes it fetches against.
+ */
 export const rulesPin = (version: string) =>
   withNats(async (nc, config) => {
     const buckets = await openFleetBuckets(nc, config);
@@ -69,8 +74,15 @@ export const rulesPin = (version: string) =>
       const known = retained.map((v) => v.version).join(", ") || "none";
       throw new Error(`rules version ${JSON.stringify(version)} is not retained in ${config.TORT_SNAPSHOT_BUCKET}; retained: ${known}`);
     }
-    const revision = await kv.put(PINNED_KEY, version);
-    process.stdout.write(`pinned rules version ${version} (revision ${revision}): every instance serves it until \`tortmatch rules unpin\`\n`);
+    const digest = await store.digestOf(version);
+    try {
+      if (digest === null) throw new Error("it is no longer stored");
+      await store.get(version, databaseIdentity(config.DATABASE_URL), digest);
+    } catch (err) {
+      throw new Error(`rules version ${version} cannot be served by this deployment, not pinned: ${(err as Error).message}`);
+    }
+    const revision = await kv.put(PINNED_KEY, JSON.stringify({ version, sha256: digest!.sha256, bytes: digest!.bytes, pinnedAt: new Date().toISOString() }));
+    process.stdout.write(`pinned rules version ${version} (revision ${revision}, verified): every instance serves it until \`tortmatch rules unpin\`\n`);
   });
 
 /** `tortmatch rules unpin`: every instance goes back to the announced version. */
@@ -97,7 +109,7 @@ export const fleet = (opts: { json?: boolean; waitMs?: number }) =>
     process.stdout.write(
       table(
         ["ID", "ROLE", "STATE", "VERSION", "SOURCE", "IN FLIGHT", "LIMIT", "PINNED"],
-        instances.map((i) => [i.id, i.role, i.state, i.version ?? "-", i.source ?? "-", String(i.inFlight), String(i.limit), i.pinned ?? "-"]),
+        instances.map((i) => [i.id, i.role, i.state, i.version ?? "-", i.source ?? "-", String(i.inFlight), String(i.limit), i.pinned === null ? "-" : i.pinIgnored === i.pinned ? `${i.pinned} (ignored: cannot be served)` : i.pinned]),
       ),
     );
   });

@@ -17,6 +17,8 @@ export interface InstanceStats {
   readonly source: string | null;
   readonly current: string | null;
   readonly pinned: string | null;
+  /** The pinned version when this instance cannot serve it and ignores it. */
+  readonly pinIgnored: string | null;
   readonly inFlight: number;
   readonly limit: number;
   readonly loads: number;
@@ -51,6 +53,7 @@ export async function discoverFleet(nc: NatsConnection, options: { consumer: str
         source: data.source ?? null,
         current: data.current ?? null,
         pinned: data.pinned ?? null,
+        pinIgnored: data.pinIgnored ?? null,
         inFlight: data.inFlight ?? 0,
         limit: data.limit ?? 0,
         loads: data.loads ?? 0,

@@ -31,6 +31,11 @@ export interface Announcement extends SnapshotDigest {
   /** Rule and property rows the snapshot holds. */
   readonly rows: number;
   readonly builtAt: string;
+  /**
+   * When the leader last read the tables and found this content (ISO-8601): renewed by every refresh
+   * that changes nothing, so a follower's snapshot age is the fleet's, not the version's.
+   */
+  readonly confirmedAt?: string;
   readonly builtBy: string;
   /** Which rule tables it was read from (`databaseIdentity`): an instance serves only its own database's rules. */
   readonly database: string;

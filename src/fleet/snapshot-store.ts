@@ -45,6 +45,8 @@ export interface SnapshotStore {
    * foreign, oversized or corrupt object is an error that says which.
    */
   get(version: string, database: string, expected?: SnapshotDigest | null): Promise<RuleSnapshot>;
+  /** What a stored version's bytes are, as its object's metadata says (null when it is not stored). */
+  digestOf(version: string): Promise<SnapshotDigest | null>;
   /** Retained versions, newest first. */
   list(): Promise<RetainedVersion[]>;
   /** Delete all but the newest `keep` versions, never those in `protect`; resolves with the deleted. */
@@ -121,6 +123,10 @@ export async function openSnapshotStore(
       const snapshot = await decodeSnapshot(bytes, options.maxSnapshotBytes === undefined ? {} : { maxRawBytes: options.maxSnapshotBytes, maxSnapshotBytes: options.maxSnapshotBytes });
       if (snapshot.version !== version) throw new SnapshotFormatError(`the object named ${version} holds rules version ${snapshot.version}`);
       return snapshot;
+    },
+    async digestOf(version) {
+      const info = await os.info(version);
+      return info === null || info.deleted ? null : { sha256: info.metadata?.sha256 ?? "", bytes: info.size };
     },
     list: async () => (await list()).map((x) => x.v),
     async prune(keep, protect) {

@@ -30,6 +30,8 @@ export interface MetricsSources {
   readonly refreshIntervalMs?: () => number;
   /** The fleet's view of the rules (spec section 9). */
   readonly fleet?: () => FleetView;
+  /** When this instance last confirmed it serves the tables' newest content, epoch ms (the snapshot's load time when not given). */
+  readonly confirmedAt?: () => number | null;
 }
 
 /** What an instance knows of the fleet's rules. */
@@ -40,6 +42,8 @@ export interface FleetView {
   /** The version announced as `current`. */
   readonly current: string | null;
   readonly pinned: string | null;
+  /** The pinned version when it cannot be served and is ignored (spec section 9), else null. */
+  readonly pinIgnored: string | null;
   /** Where the served snapshot came from: database or fleet. */
   readonly source: string | null;
 }
@@ -110,11 +114,13 @@ export function createMetrics(sources: MetricsSources) {
   });
   new Gauge({
     name: "tortmatch_snapshot_age_seconds",
-    help: "Age of the rule snapshot in service (staleness: it grows while refreshes fail)",
+    help: "Seconds since this instance last confirmed it serves the rule tables' newest content (a leader or lone instance by reading them; a follower by its leader's confirmation): it grows while refreshes fail",
     registers: [registry],
     collect() {
       const s = sources.snapshot();
-      if (s !== null) this.set((sources.now() - Date.parse(s.loadedAt)) / 1000);
+      if (s === null) return;
+      const confirmed = sources.confirmedAt?.() ?? Date.parse(s.loadedAt);
+      this.set(Math.max(0, sources.now() - confirmed) / 1000);
     },
   });
   new Gauge({
@@ -182,7 +188,7 @@ export function createMetrics(sources: MetricsSources) {
   lagGauge("tortmatch_consumer_redelivered_messages", "Messages delivered more than once and not yet acknowledged", (l) => l.redelivered);
   for (const kind of ["full", "incremental"]) for (const result of ["ok", "error", "over_budget"]) loads.inc({ kind, result }, 0);
   const rowsRead = new Counter({ name: "tortmatch_rule_rows_read_total", help: "Rows read from the rule tables by this instance (a follower in a fleet reads none)", registers: [registry] });
-  const fetches = labelledCounter("tortmatch_rule_fetches_total", "Rule snapshots fetched from the fleet's snapshot store, by result", "result", ["ok", "error"]);
+  const fetches = labelledCounter("tortmatch_rule_fetches_total", "Rule snapshots fetched from the fleet's snapshot store, by result (refused: the object failed its checks)", "result", ["ok", "error", "refused"]);
   const publishes = labelledCounter("tortmatch_rule_publishes_total", "Rule snapshots this instance published for the fleet, by result", "result", ["ok", "error"]);
   if (sources.fleet) {
     const fleet = sources.fleet;
@@ -198,9 +204,11 @@ export function createMetrics(sources: MetricsSources) {
       },
     });
     gauge("tortmatch_rules_pinned", "1 while a rules version is pinned for the fleet, else 0", () => (fleet().pinned !== null ? 1 : 0));
-    gauge("tortmatch_rules_serving_current", "1 when this instance serves the version its fleet wants (the pinned one, else the current one), else 0", () => {
+    gauge("tortmatch_rules_pin_ignored", "1 while the pinned rules version cannot be served (absent, damaged, another deployment's, over the memory budget) and is ignored, else 0", () => (fleet().pinIgnored !== null ? 1 : 0));
+    gauge("tortmatch_rules_serving_current", "1 when this instance serves the version its fleet wants (the pinned one unless it is ignored, else the current one), else 0", () => {
       const f = fleet();
-      return f.version !== null && f.version === (f.pinned ?? f.current ?? f.version) ? 1 : 0;
+      const pin = f.pinned !== null && f.pinned !== f.pinIgnored ? f.pinned : null;
+      return f.version !== null && f.version === (pin ?? f.current ?? f.version) ? 1 : 0;
     });
   }
   return {
@@ -212,7 +220,7 @@ export function createMetrics(sources: MetricsSources) {
     settledAfter: (endToEndSeconds: number) => endToEnd.observe(endToEndSeconds),
     matched: (seconds: number) => matchSeconds.observe(seconds),
     rowsRead: (rows: number) => rowsRead.inc(rows),
-    ruleFetch: (result: "ok" | "error") => fetches.inc({ result }),
+    ruleFetch: (result: "ok" | "error" | "refused") => fetches.inc({ result }),
     rulePublish: (result: "ok" | "error") => publishes.inc({ result }),
     ruleLoad(kind: "full" | "incremental", result: "ok" | "error" | "over_budget", seconds: number) {
       loads.inc({ kind, result });

@@ -51,6 +51,7 @@ export function currentStatus(input: StatusInput) {
       source: cache?.source ?? null,
       current: cache?.announced ?? null,
       pinned: cache?.pinned ?? null,
+      pinIgnored: cache?.pinIgnored ?? null,
       fetches: cache?.fetches ?? 0,
       publishError: cache?.publishError ?? null,
       instances: cache?.role === "solo" ? [] : service.fleetInstances(),
@@ -58,7 +59,7 @@ export function currentStatus(input: StatusInput) {
     snapshot:
       snapshot === null
         ? null
-        : { version: snapshot.version, loadKind: snapshot.loadKind, loadedAt: snapshot.loadedAt, ageSeconds: Math.round((Date.now() - Date.parse(snapshot.loadedAt)) / 1000), ...snapshot.counts },
+        : { version: snapshot.version, loadKind: snapshot.loadKind, loadedAt: snapshot.loadedAt, ageSeconds: Math.round((Date.now() - (service.snapshotConfirmedAt() ?? Date.parse(snapshot.loadedAt))) / 1000), ...snapshot.counts },
     flow: {
       inFlight: service.stats.inFlight,
       limit: service.limit.limit,

@@ -226,6 +226,59 @@ describe("a fleet of six", () => {
     expect(metricValue(await (await fetch(`${six[0]!.url}/metrics`)).text(), "tortmatch_rules_pinned")).toBe(0);
   });
 
+  it("a pin that cannot be served is refused by the CLI, and ignored alike by every instance when another tool writes it: the fleet follows the tables", async () => {
+    const { Kvm } = await import("@nats-io/kv");
+    const os = await new Objm(nc).open(env.TORT_SNAPSHOT_BUCKET!);
+    const damaged = await encodeSnapshot(await createRuleLoader(db.database).loadFull());
+    damaged[damaged.length - 10] = damaged[damaged.length - 10]! ^ 0xff;
+    await os.putBlob({ name: "damaged", metadata: { version: "damaged", database: databaseIdentity(db.url), builtAt: "2000-01-01T00:00:00.000Z" } }, damaged);
+    const refused = await runCli(["rules", "pin", "damaged"], env);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain("cannot be served by this deployment, not pinned");
+
+    // Written by another tool: every instance tries it, refuses it, ignores it, and says so.
+    const kv = await new Kvm(nc).open(env.TORT_RULES_BUCKET!);
+    await kv.put("pinned", "damaged");
+    await eventually(async () => {
+      const texts = await Promise.all(six.map(async (i) => (await fetch(`${i.url}/metrics`)).text()));
+      return texts.every((t) => metricValue(t, "tortmatch_rules_pin_ignored") === 1);
+    }, "every instance ignoring the pin", 30_000, 50);
+    expect(await allServe(six, secondVersion)()).toBe(secondVersion);
+    const listed = await runCli(["fleet"], env);
+    expect(listed.stdout.match(/damaged \(ignored: cannot be served\)/g)).toHaveLength(6);
+    expect(six.some((i) => i.svc.log().includes("the pinned rules version cannot be served"))).toBe(true);
+
+    // A rule change and a notice reach every instance while the ignored pin stands.
+    await db.database.pool.query("UPDATE video_tort_rule SET priority = priority + 1 WHERE id = (SELECT id FROM (SELECT MAX(id) AS id FROM video_tort_rule WHERE state = 1 AND is_deleted = 0) AS r)");
+    nc.publish(env.TORT_RULES_CHANGED_SUBJECT!);
+    const third = (await eventually(async () => {
+      const v = await allServe(six)();
+      return v !== null && v !== secondVersion ? v : null;
+    }, "every instance on the changed rules, pin or not", 30_000, 20))!;
+    expect(third).toBe((await createRuleLoader(db.database).loadFull()).version);
+    await kv.delete("pinned");
+    await os.delete("damaged");
+    await eventually(async () => {
+      const texts = await Promise.all(six.map(async (i) => (await fetch(`${i.url}/metrics`)).text()));
+      return texts.every((t) => metricValue(t, "tortmatch_rules_pin_ignored") === 0);
+    }, "no instance ignoring a pin", 30_000, 50);
+    secondVersion = third;
+  });
+
+  it("a follower's snapshot age is the time since its leader last found its content in the tables, not the version's age", async () => {
+    const ages = async () => Promise.all(six.map(async (i) => metricValue(await (await fetch(`${i.url}/metrics`)).text(), "tortmatch_snapshot_age_seconds")));
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    expect(Math.min(...(await ages()))).toBeGreaterThan(2.5);
+    // A notice that changes nothing: the leader reads, finds the same content, and confirms it to the fleet.
+    const loads = ((await statuses(six)) as InstanceStatus[]).map((s) => s.ruleCache.loads);
+    nc.publish(env.TORT_RULES_CHANGED_SUBJECT!);
+    await eventually(async () => Math.max(...(await ages())) < 2, "every instance's snapshot age back under 2 s", 30_000, 50);
+    const after = (await statuses(six)) as InstanceStatus[];
+    expect(after.map(versionOf)).toEqual(six.map(() => secondVersion));
+    // Only the leader read: the followers were confirmed, not reloaded.
+    expect(after.filter((s, k) => s.ruleCache.loads !== loads[k])).toHaveLength(1);
+  });
+
   it("an instance of another deployment (other rule tables) on the same buckets never serves the fleet's rules: it works alone", async () => {
     const other = await seededDatabase();
     try {
@@ -253,7 +306,7 @@ describe("a fleet of six", () => {
     expect(s7.ruleCache.loads).toBe(1);
     expect(await rowsRead(seventh)).toBe(await tableRows());
 
-    // A corrupt object under the announced version's name: refused by the announcement's SHA-256, before it is decoded.
+    // A corrupt object under the announced version's name: refused by the announcement's size or SHA-256, before it is decoded.
     const os = await new Objm(nc).create(env.TORT_SNAPSHOT_BUCKET!);
     const bytes = await encodeSnapshot(await createRuleLoader(db.database).loadFull());
     bytes[bytes.length - 10] = bytes[bytes.length - 10]! ^ 0xff;
@@ -262,7 +315,7 @@ describe("a fleet of six", () => {
     await eventually(allServe([eighth, six[0]!], secondVersion), "the next instance ready on the current version", 60_000, 100);
     expect((await statusOf(eighth))!.fleet.source).toBe("database");
     expect(await rowsRead(eighth)).toBe(await tableRows());
-    expect((eighth.svc.log().match(/do not match the SHA-256 its announcement names/g) ?? []).length).toBeGreaterThan(0);
+    expect((eighth.svc.log().match(/do not match the SHA-256 its announcement names|bytes in the snapshot store; its announcement says/g) ?? []).length).toBeGreaterThan(0);
 
     const codes = await stop([...six, seventh, eighth]);
     expect(codes.every((c) => c === 0)).toBe(true);
