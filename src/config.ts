@@ -37,23 +37,32 @@ const envSchema = z.object({
   /** Rows per keyset page when loading rules. */
   TORT_LOAD_PAGE_SIZE: int(100, 100_000).default(20_000),
 
-  TORT_INPUT_STREAM: z.string().min(1).default("FINGERPRINT_RESULTS"),
-  TORT_INPUT_SUBJECTS: z.string().min(1).default("fingerprint.results.>"),
-  TORT_CONSUMER: z.string().min(1).default("tortmatch"),
-  TORT_VERDICT_STREAM: z.string().min(1).default("TORT_VERDICTS"),
-  TORT_VERDICT_SUBJECT_PREFIX: z.string().min(1).default("tort.verdicts"),
-  TORT_DEADLETTER_STREAM: z.string().min(1).default("TORT_DEADLETTER"),
-  TORT_DEADLETTER_SUBJECT: z.string().min(1).default("tort.deadletter"),
-  TORT_RULES_CHANGED_SUBJECT: z.string().min(1).default("tort.rules.changed"),
+  /**
+   * The deployment's name: every stream, consumer, bucket, subject and service name below follows
+   * from it unless set one by one (deploymentNames), and the fleet's rules are tied to it. `default`
+   * gives the spec's names. Two deployments on one NATS need two names.
+   */
+  TORT_DEPLOYMENT: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, "must be 1-32 lowercase letters, digits, _ or -, starting with a letter or digit")
+    .default("default"),
+  TORT_INPUT_STREAM: z.string().min(1).optional(),
+  TORT_INPUT_SUBJECTS: z.string().min(1).optional(),
+  TORT_CONSUMER: z.string().min(1).optional(),
+  TORT_VERDICT_STREAM: z.string().min(1).optional(),
+  TORT_VERDICT_SUBJECT_PREFIX: z.string().min(1).optional(),
+  TORT_DEADLETTER_STREAM: z.string().min(1).optional(),
+  TORT_DEADLETTER_SUBJECT: z.string().min(1).optional(),
+  TORT_RULES_CHANGED_SUBJECT: z.string().min(1).optional(),
   /** Request-reply subject on which running instances explain a result with the snapshot they serve. */
-  TORT_EXPLAIN_SUBJECT: z.string().min(1).default("tort.explain"),
-  TORT_CONFIG_BUCKET: z.string().min(1).default("tort_config"),
+  TORT_EXPLAIN_SUBJECT: z.string().min(1).optional(),
+  TORT_CONFIG_BUCKET: z.string().min(1).optional(),
   /** Share the rules work across the instances on one NATS (spec section 9): one database read per rules version, fleet-wide. */
   TORT_FLEET: z.enum(["on", "off"]).default("on"),
   /** KV bucket of the fleet: the leader lease, the announced (`current`) and the `pinned` rules version. */
-  TORT_RULES_BUCKET: z.string().min(1).default("tort_rules"),
+  TORT_RULES_BUCKET: z.string().min(1).optional(),
   /** Object Store bucket holding the published rule snapshots, one object per version. */
-  TORT_SNAPSHOT_BUCKET: z.string().min(1).default("tort_snapshots"),
+  TORT_SNAPSHOT_BUCKET: z.string().min(1).optional(),
   /** Rule snapshot versions the leader keeps in the snapshot bucket (the pinned and the current one are never deleted). */
   TORT_SNAPSHOT_KEEP: int(1, 1_000).default(5),
   /** The leader lease's length, ms: renewed every third of it; a dead leader is replaced once it has run out. */
@@ -61,7 +70,12 @@ const envSchema = z.object({
   /** How long a starting follower waits for an announced snapshot before it reads the rules itself, ms. */
   TORT_LEADER_WAIT_MS: int(0, 3_600_000).default(30_000),
   /** Captures the server's max-deliveries advisories of the consumer: messages whose deliveries ran out unsettled. */
-  TORT_EXHAUSTED_STREAM: z.string().min(1).default("TORT_EXHAUSTED"),
+  TORT_EXHAUSTED_STREAM: z.string().min(1).optional(),
+  /** The NATS service (discovery, `tortmatch fleet`, the explain endpoint) every instance registers. */
+  TORT_SERVICE_NAME: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]+$/, "must be letters, digits, _ or -")
+    .optional(),
 
   /** Messages in flight between pull and ack, until the KV key says otherwise. */
   TORT_CONCURRENCY: int(1, 4096).default(64),
@@ -109,7 +123,71 @@ const envSchema = z.object({
   TORT_SHUTDOWN_TIMEOUT_MS: int(100, 600_000).default(20_000),
 });
 
-export type Config = Readonly<z.infer<typeof envSchema>>;
+/** The names that follow from TORT_DEPLOYMENT when not set one by one. */
+export const DEPLOYMENT_NAME_KEYS = [
+  "TORT_INPUT_STREAM",
+  "TORT_INPUT_SUBJECTS",
+  "TORT_CONSUMER",
+  "TORT_VERDICT_STREAM",
+  "TORT_VERDICT_SUBJECT_PREFIX",
+  "TORT_DEADLETTER_STREAM",
+  "TORT_DEADLETTER_SUBJECT",
+  "TORT_RULES_CHANGED_SUBJECT",
+  "TORT_EXPLAIN_SUBJECT",
+  "TORT_CONFIG_BUCKET",
+  "TORT_RULES_BUCKET",
+  "TORT_SNAPSHOT_BUCKET",
+  "TORT_EXHAUSTED_STREAM",
+  "TORT_SERVICE_NAME",
+] as const;
+type DeploymentNameKey = (typeof DEPLOYMENT_NAME_KEYS)[number];
+
+/**
+ * Every name of a deployment: the spec's names for `default`; for another name, the same names
+ * carrying it (`eu1`: stream FINGERPRINT_RESULTS_EU1 on fingerprint.eu1.results.>, consumer
+ * tortmatch_eu1, subjects tort.eu1.verdicts.<action>, tort.eu1.rules.changed, buckets
+ * tort_config_eu1, tort_rules_eu1, tort_snapshots_eu1, service tortmatch-eu1).
+ */
+export function deploymentNames(deployment: string): Record<DeploymentNameKey, string> {
+  if (deployment === "default") {
+    return {
+      TORT_INPUT_STREAM: "FINGERPRINT_RESULTS",
+      TORT_INPUT_SUBJECTS: "fingerprint.results.>",
+      TORT_CONSUMER: "tortmatch",
+      TORT_VERDICT_STREAM: "TORT_VERDICTS",
+      TORT_VERDICT_SUBJECT_PREFIX: "tort.verdicts",
+      TORT_DEADLETTER_STREAM: "TORT_DEADLETTER",
+      TORT_DEADLETTER_SUBJECT: "tort.deadletter",
+      TORT_RULES_CHANGED_SUBJECT: "tort.rules.changed",
+      TORT_EXPLAIN_SUBJECT: "tort.explain",
+      TORT_CONFIG_BUCKET: "tort_config",
+      TORT_RULES_BUCKET: "tort_rules",
+      TORT_SNAPSHOT_BUCKET: "tort_snapshots",
+      TORT_EXHAUSTED_STREAM: "TORT_EXHAUSTED",
+      TORT_SERVICE_NAME: "tortmatch",
+    };
+  }
+  const d = deployment;
+  const D = d.toUpperCase().replaceAll("-", "_");
+  return {
+    TORT_INPUT_STREAM: `FINGERPRINT_RESULTS_${D}`,
+    TORT_INPUT_SUBJECTS: `fingerprint.${d}.results.>`,
+    TORT_CONSUMER: `tortmatch_${d}`,
+    TORT_VERDICT_STREAM: `TORT_VERDICTS_${D}`,
+    TORT_VERDICT_SUBJECT_PREFIX: `tort.${d}.verdicts`,
+    TORT_DEADLETTER_STREAM: `TORT_DEADLETTER_${D}`,
+    TORT_DEADLETTER_SUBJECT: `tort.${d}.deadletter`,
+    TORT_RULES_CHANGED_SUBJECT: `tort.${d}.rules.changed`,
+    TORT_EXPLAIN_SUBJECT: `tort.${d}.explain`,
+    TORT_CONFIG_BUCKET: `tort_config_${d}`,
+    TORT_RULES_BUCKET: `tort_rules_${d}`,
+    TORT_SNAPSHOT_BUCKET: `tort_snapshots_${d}`,
+    TORT_EXHAUSTED_STREAM: `TORT_EXHAUSTED_${D}`,
+    TORT_SERVICE_NAME: `tortmatch-${d}`,
+  };
+}
+
+export type Config = Readonly<Omit<z.infer<typeof envSchema>, DeploymentNameKey> & Record<DeploymentNameKey, string>>;
 
 /** Every configuration variable's name (the README's table lists them all). */
 export const CONFIG_KEYS = Object.keys(envSchema.shape) as (keyof Config)[];
@@ -166,7 +244,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     const lines = parsed.error.issues.map((i) => `${String(i.path[0])} (${flagOf(String(i.path[0]))}): ${i.message}`);
     throw new ConfigError(`invalid configuration:\n  ${lines.join("\n  ")}`);
   }
-  const config = parsed.data;
+  const names = deploymentNames(parsed.data.TORT_DEPLOYMENT);
+  const config = { ...parsed.data } as { -readonly [K in keyof Config]: Config[K] };
+  for (const key of DEPLOYMENT_NAME_KEYS) config[key] = parsed.data[key] ?? names[key];
   // The consumer delivers up to TORT_MAX_DELIVER + 1 times (the last one is for settling).
   const needed = (config.TORT_MAX_DELIVER + 1) * (config.TORT_ACK_WAIT_MS + config.TORT_NAK_DELAY_MS);
   if (config.TORT_DUPLICATE_WINDOW_MS < needed) {

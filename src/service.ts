@@ -29,6 +29,8 @@ import { runPipeline } from "./pipeline.js";
 import type { RuleDatabase } from "./rules/database.js";
 import { createRuleLoader, SnapshotOverBudgetError } from "./rules/load-rules.js";
 import { createSkippedRowsReporter } from "./rules/report-skipped.js";
+import { watchTablesAccess } from "./rules/check-tables.js";
+import { discoverFleet } from "./fleet/discover-fleet.js";
 import { createPublisher } from "./verdict/publish.js";
 import { startExhaustedWorker } from "./verdict/settle-exhausted.js";
 import { createVerdictLookup } from "./verdict/verdict-lookup.js";
@@ -36,7 +38,8 @@ import { startLeaderLease, type LeaderLease } from "./fleet/leader-lease.js";
 import { announce, databaseIdentity, openRulesBucket, watchFleetKeys, type Announcement, type Pin } from "./fleet/rules-bucket.js";
 import { openSnapshotStore, snapshotRows } from "./fleet/snapshot-store.js";
 import { SnapshotFormatError } from "./fleet/snapshot-codec.js";
-import { createFleetView, SERVICE_NAME, type FleetInstance, type InstanceStats } from "./fleet/discover-fleet.js";
+import { createFleetView, type FleetInstance, type InstanceStats } from "./fleet/discover-fleet.js";
+import { RuleStoreError } from "./rules/database.js";
 import { TORTMATCH_VERSION } from "./version.js";
 import { warmUpStages } from "./warm-up.js";
 
@@ -107,6 +110,8 @@ export interface RunningService {
   instanceStats(): InstanceStats;
   /** When this instance last confirmed it serves the tables' newest content, epoch ms (null before its first snapshot). */
   snapshotConfirmedAt(): number | null;
+  /** Whether this instance can read the rule tables (null before its first check), and why not. */
+  tablesAccess(): { readonly readable: boolean | null; readonly reason: string | null };
   /** The instances on this consumer as last discovered (refreshed at most every TORT_LAG_POLL_MS, while someone looks). */
   fleetInstances(): readonly FleetInstance[];
   /** Recent rule-cache transitions and errors, newest last (bounded). */
@@ -146,15 +151,19 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
   const kv = await new Kvm(nc).create(c.TORT_CONFIG_BUCKET, { replicas: c.TORT_STREAM_REPLICAS });
   const fleetOn = c.TORT_FLEET === "on";
   /** The rule tables this instance serves, as announcements name them. */
-  const databaseId = databaseIdentity(c.DATABASE_URL);
+  const databaseId = databaseIdentity(c.TORT_DEPLOYMENT, c.DATABASE_URL);
   const rulesKv = fleetOn ? await openRulesBucket(nc, c.TORT_RULES_BUCKET, c.TORT_STREAM_REPLICAS) : null;
   const snapshotStore = fleetOn
     ? await openSnapshotStore(nc, c.TORT_SNAPSHOT_BUCKET, { replicas: c.TORT_STREAM_REPLICAS, maxSnapshotBytes: c.TORT_SNAPSHOT_MAX_MB * 2 ** 20 })
     : null;
   /** Registered with the NATS service framework: discovery (`tortmatch fleet`) and the explain endpoint. */
-  let instanceStats: () => InstanceStats = () => ({ version: null, state: "", role: "", source: null, current: null, pinned: null, pinIgnored: null, inFlight: 0, limit: 0, loads: 0, fetches: 0 });
+  let instanceStats: () => InstanceStats = () => ({ version: null, state: "", role: "", source: null, current: null, pinned: null, pinIgnored: null, tablesReadable: null, inFlight: 0, limit: 0, loads: 0, fetches: 0 });
+  /** Whether this instance can read the rule tables: checked at start, on each notice and every refresh interval, whatever its role. */
+  const tables = watchTablesAccess(database, { periodMs: c.TORT_REFRESH_INTERVAL_MS, log });
+  /** When a notice reached this instance while it led and no load has finished since (null when none is owed). */
+  let noticeOwedSince: number | null = null;
   const svc: Service = await new Svcm(nc).add({
-    name: SERVICE_NAME,
+    name: c.TORT_SERVICE_NAME,
     version: TORTMATCH_VERSION,
     description: "matches recognition results against the tort rules",
     metadata: { consumer: c.TORT_CONSUMER, input_stream: c.TORT_INPUT_STREAM },
@@ -162,7 +171,7 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
     statsHandler: async () => instanceStats(),
   });
   const instanceId = svc.info().id;
-  const fleetView = createFleetView(nc, { consumer: c.TORT_CONSUMER, periodMs: c.TORT_LAG_POLL_MS });
+  const fleetView = createFleetView(nc, { service: c.TORT_SERVICE_NAME, consumer: c.TORT_CONSUMER, periodMs: c.TORT_LAG_POLL_MS });
   let lease: LeaderLease | null = null;
   /** The announcement and the pin as last watched: what a fetched object's bytes must match. */
   let announcement: Announcement | null = null;
@@ -229,6 +238,7 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
     refreshIntervalMs: () => refreshIntervalMs,
     fleet: () => instanceStats(),
     confirmedAt: () => confirmedAt(),
+    tablesReadable: () => tables.readable(),
   });
 
   const ruleCache = ruleCacheMachine.provide({
@@ -239,6 +249,8 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
         try {
           const snapshot = kind === "full" ? await loader.loadFull({ signal }) : await loader.loadChanges(input.previous!, { signal });
           metrics.ruleLoad(kind, "ok", (performance.now() - started) / 1000);
+          tables.noteLoad({ readable: true });
+          noticeOwedSince = null;
           return snapshot;
         } catch (err) {
           if (err instanceof SnapshotOverBudgetError) {
@@ -246,6 +258,7 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
             log.error({ loadKind: kind, ...err.rows, estimateMb: Math.round(err.estimateBytes / 2 ** 20), maxMb: c.TORT_SNAPSHOT_MAX_MB }, err.message);
           } else {
             metrics.ruleLoad(kind, "error", (performance.now() - started) / 1000);
+            if (err instanceof RuleStoreError) tables.noteLoad({ readable: false, reason: err.message });
             // The cause, at error level, on every attempt (the machine retries with backoff).
             log.error({ err: (err as Error).message, loadKind: kind }, "rule load failed");
           }
@@ -306,7 +319,19 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
       }),
       fleet: fromCallback(({ sendBack }) => {
         if (rulesKv === null) return;
-        const held = startLeaderLease(rulesKv, { holder: instanceId, leaseMs: c.TORT_LEASE_MS, log, onRole: (role) => sendBack({ type: "FLEET.ROLE", role }) });
+        const held = startLeaderLease(rulesKv, {
+          holder: instanceId,
+          leaseMs: c.TORT_LEASE_MS,
+          log,
+          onRole: (role) => {
+            noticeOwedSince = null;
+            sendBack({ type: "FLEET.ROLE", role });
+          },
+          // Leading means producing versions: reading the tables, and answering a notice within a lease.
+          canLead: () => tables.readable() !== false && (noticeOwedSince === null || now().getTime() - noticeOwedSince <= c.TORT_LEASE_MS),
+          othersCanLead: async () =>
+            (await discoverFleet(nc, { service: c.TORT_SERVICE_NAME, consumer: c.TORT_CONSUMER, maxWaitMs: Math.min(2_000, c.TORT_LEASE_MS / 3) })).some((i) => i.id !== instanceId && i.tablesReadable === true),
+        });
         lease = held;
         const watch = watchFleetKeys(
           rulesKv,
@@ -357,7 +382,11 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
       }),
       changeNotices: fromCallback(({ sendBack }) => {
         const sub = nc.subscribe(c.TORT_RULES_CHANGED_SUBJECT, {
-          callback: (_err, msg) => sendBack({ type: "RULES.CHANGED", full: noticeAsksFull(msg.data) }),
+          callback: (_err, msg) => {
+            if (lease?.isLeader() && noticeOwedSince === null) noticeOwedSince = now().getTime();
+            void tables.check();
+            sendBack({ type: "RULES.CHANGED", full: noticeAsksFull(msg.data) });
+          },
         });
         return () => sub.unsubscribe();
       }),
@@ -526,6 +555,7 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
       current: ctx.announced,
       pinned: ctx.pinned,
       pinIgnored: ctx.pinIgnored,
+      tablesReadable: tables.readable(),
       inFlight: stats.inFlight,
       limit: limit.limit,
       loads: ctx.loads,
@@ -556,6 +586,7 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
     // Every actor has stopped: the pipeline has drained (or given up at the shutdown timeout) and the
     // exhausted-deliveries worker with it, so no settlement is waiting for a PubAck any more.
     publisher.close();
+    tables.stop();
     await svc.stop().catch(() => {});
     return actor.getSnapshot().context.failure;
   });
@@ -571,6 +602,7 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
     instanceId,
     instanceStats: () => instanceStats(),
     snapshotConfirmedAt: () => confirmedAt(),
+    tablesAccess: () => ({ readable: tables.readable(), reason: tables.reason() }),
     fleetInstances: () => fleetView.latest(),
     consumerLag: () => lag(),
     recent: { transitions, errors },

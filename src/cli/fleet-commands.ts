@@ -77,7 +77,7 @@ export const rulesPin = (version: string) =>
     const digest = await store.digestOf(version);
     try {
       if (digest === null) throw new Error("it is no longer stored");
-      await store.get(version, databaseIdentity(config.DATABASE_URL), digest);
+      await store.get(version, databaseIdentity(config.TORT_DEPLOYMENT, config.DATABASE_URL), digest);
     } catch (err) {
       throw new Error(`rules version ${version} cannot be served by this deployment, not pinned: ${(err as Error).message}`);
     }
@@ -97,7 +97,7 @@ export const rulesUnpin = () =>
 /** `tortmatch fleet`: one line per running instance (`--json`: an array of objects). */
 export const fleet = (opts: { json?: boolean; waitMs?: number }) =>
   withNats(async (nc, config) => {
-    const instances = await discoverFleet(nc, { consumer: config.TORT_CONSUMER, ...(opts.waitMs !== undefined ? { maxWaitMs: opts.waitMs } : {}) });
+    const instances = await discoverFleet(nc, { service: config.TORT_SERVICE_NAME, consumer: config.TORT_CONSUMER, ...(opts.waitMs !== undefined ? { maxWaitMs: opts.waitMs } : {}) });
     if (opts.json) {
       process.stdout.write(`${JSON.stringify(instances)}\n`);
       return;
@@ -108,8 +108,8 @@ export const fleet = (opts: { json?: boolean; waitMs?: number }) =>
     }
     process.stdout.write(
       table(
-        ["ID", "ROLE", "STATE", "VERSION", "SOURCE", "IN FLIGHT", "LIMIT", "PINNED"],
-        instances.map((i) => [i.id, i.role, i.state, i.version ?? "-", i.source ?? "-", String(i.inFlight), String(i.limit), i.pinned === null ? "-" : i.pinIgnored === i.pinned ? `${i.pinned} (ignored: cannot be served)` : i.pinned]),
+        ["ID", "ROLE", "STATE", "VERSION", "SOURCE", "TABLES", "IN FLIGHT", "LIMIT", "PINNED"],
+        instances.map((i) => [i.id, i.role, i.state, i.version ?? "-", i.source ?? "-", i.tablesReadable === null ? "-" : i.tablesReadable ? "readable" : "UNREADABLE", String(i.inFlight), String(i.limit), i.pinned === null ? "-" : i.pinIgnored === i.pinned ? `${i.pinned} (ignored: cannot be served)` : i.pinned]),
       ),
     );
   });

@@ -7,6 +7,7 @@ import { errors, type NatsConnection } from "@nats-io/nats-core";
 import { Svcm } from "@nats-io/services";
 
 /** The NATS service every instance registers (spec section 9): `tortmatch fleet` lists them. */
+/** The service name of the default deployment (TORT_SERVICE_NAME gives a deployment's own). */
 export const SERVICE_NAME = "tortmatch";
 
 /** What each instance's service stats carry (`tortmatch fleet`). */
@@ -19,6 +20,8 @@ export interface InstanceStats {
   readonly pinned: string | null;
   /** The pinned version when this instance cannot serve it and ignores it. */
   readonly pinIgnored: string | null;
+  /** Whether this instance can read the rule tables (null before its first check). */
+  readonly tablesReadable: boolean | null;
   readonly inFlight: number;
   readonly limit: number;
   readonly loads: number;
@@ -34,13 +37,13 @@ export interface FleetInstance extends InstanceStats {
 }
 
 /** Instances registered for `consumer`, sorted by id; waits at most `maxWaitMs` for answers. */
-export async function discoverFleet(nc: NatsConnection, options: { consumer: string; maxWaitMs?: number }): Promise<FleetInstance[]> {
+export async function discoverFleet(nc: NatsConnection, options: { service?: string; consumer: string; maxWaitMs?: number }): Promise<FleetInstance[]> {
   const client = new Svcm(nc).client({ strategy: "stall", stall: 300, maxWait: options.maxWaitMs ?? 2_000 });
   const found: FleetInstance[] = [];
   /** Nobody registered the service on this NATS: an empty fleet, not a failure. */
   const nobody = (err: unknown) => err instanceof errors.NoRespondersError || String((err as Error)?.message).includes("no responders");
   try {
-    for await (const s of await client.stats(SERVICE_NAME)) {
+    for await (const s of await client.stats(options.service ?? SERVICE_NAME)) {
       if (s.metadata?.consumer !== options.consumer) continue;
       const data = (s.endpoints?.[0]?.data ?? {}) as Partial<InstanceStats>;
       found.push({
@@ -54,6 +57,7 @@ export async function discoverFleet(nc: NatsConnection, options: { consumer: str
         current: data.current ?? null,
         pinned: data.pinned ?? null,
         pinIgnored: data.pinIgnored ?? null,
+        tablesReadable: typeof data.tablesReadable === "boolean" ? data.tablesReadable : null,
         inFlight: data.inFlight ?? 0,
         limit: data.limit ?? 0,
         loads: data.loads ?? 0,
@@ -71,7 +75,7 @@ export async function discoverFleet(nc: NatsConnection, options: { consumer: str
  * `periodMs`, and only while somebody looks (the status is built only for a
  * viewer), so that N instances do not poll each other for nothing.
  */
-export function createFleetView(nc: NatsConnection, options: { consumer: string; periodMs: number; now?: () => number }) {
+export function createFleetView(nc: NatsConnection, options: { service?: string; consumer: string; periodMs: number; now?: () => number }) {
   const now = options.now ?? Date.now;
   let instances: FleetInstance[] = [];
   let fetchedAt = -Infinity;
@@ -83,7 +87,7 @@ export function createFleetView(nc: NatsConnection, options: { consumer: string;
       if (!running && t - fetchedAt >= options.periodMs) {
         running = true;
         fetchedAt = t;
-        discoverFleet(nc, { consumer: options.consumer, maxWaitMs: Math.min(2_000, options.periodMs) })
+        discoverFleet(nc, { ...(options.service ? { service: options.service } : {}), consumer: options.consumer, maxWaitMs: Math.min(2_000, options.periodMs) })
           .then((found) => (instances = found))
           .catch(() => {})
           .finally(() => (running = false));

@@ -6,6 +6,13 @@
  * expiry has passed; a holder that stops releases it (expiry 0) so a
  * successor need not wait. Clocks are compared across instances: keep them
  * within a small fraction of the lease (NTP does).
+ *
+ * Holding the lease means producing versions (spec section 9). An instance that cannot lead now
+ * (`canLead`: it cannot read the rule tables, or a notice went unanswered for a lease) steps aside
+ * only while another instance reports that it can (`othersCanLead`), and leaves a free lease to such
+ * instances for one lease period before it takes it itself. So a leader that cannot read gives way
+ * to one that can, and a lone instance (or a fleet none of whose instances can read) keeps its
+ * leader, which keeps retrying: its refreshes resume when the tables come back.
  */
 import type { KV } from "@nats-io/kv";
 import type { Logger } from "pino";
@@ -38,10 +45,19 @@ function parseLease(value: Uint8Array): LeaseValue | null {
   }
 }
 
-export function startLeaderLease(
-  kv: KV,
-  options: { holder: string; leaseMs: number; onRole: (role: FleetRole) => void; log: Logger; now?: () => number },
-): LeaderLease {
+export interface LeaderLeaseOptions {
+  readonly holder: string;
+  readonly leaseMs: number;
+  readonly onRole: (role: FleetRole) => void;
+  readonly log: Logger;
+  readonly now?: () => number;
+  /** Whether this instance can produce versions now (read the tables); assumed when not given. */
+  readonly canLead?: () => boolean;
+  /** Whether another running instance reports that it can; asked only while this one cannot. */
+  readonly othersCanLead?: () => Promise<boolean>;
+}
+
+export function startLeaderLease(kv: KV, options: LeaderLeaseOptions): LeaderLease {
   const { holder, leaseMs, log } = options;
   const now = options.now ?? Date.now;
   let leader = false;
@@ -51,6 +67,10 @@ export function startLeaderLease(
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> = Promise.resolve();
+  /** When this instance first saw the lease free (expired or released), by its own clock; null while held. */
+  let freeSince: number | null = null;
+  const canLead = options.canLead ?? (() => true);
+  const othersCanLead = options.othersCanLead ?? (async () => false);
 
   const setRole = (next: boolean) => {
     if (next === leader) return;
@@ -72,7 +92,19 @@ export function startLeaderLease(
       const { entry, current } = await readLease();
       lastHolder = current !== null && current.expiresAtMs > t ? current.holder : null;
       const mine = current?.holder === holder && leader;
-      if (current === null || mine || current.expiresAtMs <= t) {
+      const free = current === null || current.expiresAtMs <= t;
+      freeSince = free ? (freeSince ?? t) : null;
+      if (mine && !canLead() && (await othersCanLead())) {
+        // Give way: mark the lease run out; an instance that can read takes it at its next round.
+        await kv.update(LEADER_KEY, value(0), entry!.revision).catch(() => {});
+        log.warn({ holder }, "fleet lease handed over: this instance cannot read the rule tables and another instance can");
+        freeSince = t;
+        setRole(false);
+        return;
+      }
+      // A free lease is left to the instances that can read for one lease period.
+      const yieldFree = !mine && free && !canLead() && t - freeSince! < leaseMs;
+      if (!yieldFree && (current === null || mine || free)) {
         const expiresAtMs = t + leaseMs;
         try {
           if (entry === null) await kv.create(LEADER_KEY, value(expiresAtMs));

@@ -37,24 +37,25 @@ export interface Announcement extends SnapshotDigest {
    */
   readonly confirmedAt?: string;
   readonly builtBy: string;
-  /** Which rule tables it was read from (`databaseIdentity`): an instance serves only its own database's rules. */
+  /** Whose rules these are (`databaseIdentity`: the deployment and its database): an instance serves only its own. */
   readonly database: string;
 }
 
 /**
- * A short, secret-free name of the rule tables a DATABASE_URL points at (host, port and database,
- * hashed): two deployments that share a NATS but not a database, and forgot to give each its own
- * TORT_RULES_BUCKET, must never serve each other's rules.
+ * A short, secret-free name of the rules a deployment serves (spec section 9: deployments never
+ * mix): its name (TORT_DEPLOYMENT) and the database's name in DATABASE_URL, hashed. Not the host or
+ * port: one deployment may reach its database by several (a proxy, a replica, another DNS name),
+ * while two deployments whose URLs look alike (`db:3306/rules` in two Kubernetes namespaces) differ
+ * by their names. Announcements, objects and pins of another identity are never served.
  */
-export function databaseIdentity(url: string): string {
-  let where = url;
+export function databaseIdentity(deployment: string, databaseUrl: string): string {
+  let database = databaseUrl;
   try {
-    const u = new URL(url);
-    where = `${u.hostname.toLowerCase()}:${u.port || "3306"}${u.pathname}`;
+    database = decodeURIComponent(new URL(databaseUrl).pathname.replace(/^\//, ""));
   } catch {
-    // an unparseable URL is its own identity
+    // an unparseable URL is its own name
   }
-  return createHash("sha256").update(where).digest("hex").slice(0, 16);
+  return createHash("sha256").update(`${deployment}\n${database}`).digest("hex").slice(0, 16);
 }
 
 export async function openRulesBucket(nc: NatsConnection, bucket: string, replicas: number): Promise<KV> {

@@ -32,6 +32,8 @@ export interface MetricsSources {
   readonly fleet?: () => FleetView;
   /** When this instance last confirmed it serves the tables' newest content, epoch ms (the snapshot's load time when not given). */
   readonly confirmedAt?: () => number | null;
+  /** Whether this instance can read the rule tables (null before the first check). */
+  readonly tablesReadable?: () => boolean | null;
 }
 
 /** What an instance knows of the fleet's rules. */
@@ -190,6 +192,10 @@ export function createMetrics(sources: MetricsSources) {
   const rowsRead = new Counter({ name: "tortmatch_rule_rows_read_total", help: "Rows read from the rule tables by this instance (a follower in a fleet reads none)", registers: [registry] });
   const fetches = labelledCounter("tortmatch_rule_fetches_total", "Rule snapshots fetched from the fleet's snapshot store, by result (refused: the object failed its checks)", "result", ["ok", "error", "refused"]);
   const publishes = labelledCounter("tortmatch_rule_publishes_total", "Rule snapshots this instance published for the fleet, by result", "result", ["ok", "error"]);
+  if (sources.tablesReadable) {
+    const readable = sources.tablesReadable;
+    gauge("tortmatch_rule_tables_readable", "1 when this instance can read the rule tables (checked at start, on each notice and refresh, and by every load), 0 when it cannot", () => (readable() === false ? 0 : 1));
+  }
   if (sources.fleet) {
     const fleet = sources.fleet;
     new Gauge({

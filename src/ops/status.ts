@@ -52,6 +52,7 @@ export function currentStatus(input: StatusInput) {
       current: cache?.announced ?? null,
       pinned: cache?.pinned ?? null,
       pinIgnored: cache?.pinIgnored ?? null,
+      tables: service.tablesAccess(),
       fetches: cache?.fetches ?? 0,
       publishError: cache?.publishError ?? null,
       instances: cache?.role === "solo" ? [] : service.fleetInstances(),

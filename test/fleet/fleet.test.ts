@@ -231,7 +231,7 @@ describe("a fleet of six", () => {
     const os = await new Objm(nc).open(env.TORT_SNAPSHOT_BUCKET!);
     const damaged = await encodeSnapshot(await createRuleLoader(db.database).loadFull());
     damaged[damaged.length - 10] = damaged[damaged.length - 10]! ^ 0xff;
-    await os.putBlob({ name: "damaged", metadata: { version: "damaged", database: databaseIdentity(db.url), builtAt: "2000-01-01T00:00:00.000Z" } }, damaged);
+    await os.putBlob({ name: "damaged", metadata: { version: "damaged", database: databaseIdentity("default", db.url), builtAt: "2000-01-01T00:00:00.000Z" } }, damaged);
     const refused = await runCli(["rules", "pin", "damaged"], env);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toContain("cannot be served by this deployment, not pinned");
@@ -310,7 +310,7 @@ describe("a fleet of six", () => {
     const os = await new Objm(nc).create(env.TORT_SNAPSHOT_BUCKET!);
     const bytes = await encodeSnapshot(await createRuleLoader(db.database).loadFull());
     bytes[bytes.length - 10] = bytes[bytes.length - 10]! ^ 0xff;
-    await os.putBlob({ name: secondVersion, metadata: { database: databaseIdentity(db.url) } }, bytes);
+    await os.putBlob({ name: secondVersion, metadata: { database: databaseIdentity("default", db.url) } }, bytes);
     const eighth = await launch(env);
     await eventually(allServe([eighth, six[0]!], secondVersion), "the next instance ready on the current version", 60_000, 100);
     expect((await statusOf(eighth))!.fleet.source).toBe("database");
@@ -363,6 +363,88 @@ describe("the leader killed with kill -9 in the middle of its load", () => {
     expect(await totalRowsRead(others)).toBe(oneLoad);
     expect(await stop(others)).toEqual([0, 0]);
   });
+});
+
+describe("a leader that cannot read the tables", () => {
+  let proxy: TcpProxy;
+  beforeAll(async () => {
+    proxy = await createTcpProxy(Number(new URL(db.url).port || 3306));
+    await proxy.up();
+  });
+  afterAll(async () => {
+    await proxy?.down();
+  });
+
+  it("gives the lease to an instance that can, and a rule change with a notice reaches every instance within two leases", async () => {
+    const leaseMs = 2_000;
+    const env = fleetEnv({ TORT_LEASE_MS: String(leaseMs), TORT_LEADER_WAIT_MS: "60000" });
+    const cut = new URL(db.url);
+    cut.port = String(proxy.port);
+    // The first instance reads through a proxy, leads and serves; two more read the tables directly.
+    const first = await launch({ ...env, DATABASE_URL: cut.toString() });
+    await eventually(async () => (await statusOf(first))?.fleet.role === "leader" && versionOf(await statusOf(first)) !== null, "the first instance leading and serving", 60_000, 50).catch((err: unknown) => {
+      console.log(first.svc.log());
+      throw err;
+    });
+    const others = [await launch(env), await launch(env)];
+    const before = (await eventually(allServe([first, ...others]), "three instances on one version", 60_000, 50))!;
+
+    // Its database connection is cut; a rule is edited and a notice sent.
+    await proxy.down();
+    await db.database.pool.query("UPDATE video_tort_rule SET priority = priority + 3 WHERE id = (SELECT id FROM (SELECT MIN(id) AS id FROM video_tort_rule WHERE state = 1 AND is_deleted = 0) AS r)");
+    const noticed = performance.now();
+    nc.publish(env.TORT_RULES_CHANGED_SUBJECT!);
+    const after = (await eventually(async () => {
+      const v = await allServe([first, ...others])();
+      return v !== null && v !== before ? v : null;
+    }, "every instance on the changed rules", 60_000, 20).catch(async (err: unknown) => {
+      console.log(JSON.stringify(await statuses([first, ...others]), null, 1).slice(0, 6000));
+      for (const i of [first, ...others]) console.log(i.svc.log().split("\n").filter((l) => /lease|cannot|rule cache state|fetch|publish|refused|error/.test(l)).join("\n").slice(-3000));
+      throw err;
+    }))!;
+    const ms = Math.round(performance.now() - noticed);
+    console.log(`leader cut off from MySQL: every instance served the change ${ms} ms after the notice (lease ${leaseMs} ms)`);
+    expect(after).toBe((await createRuleLoader(db.database).loadFull()).version);
+
+    // The cut instance says it cannot read, everywhere an operator looks; an instance that can leads.
+    const s1 = (await statusOf(first))!;
+    expect(s1.fleet.role).toBe("follower");
+    expect(metricValue(await (await fetch(`${first.url}/metrics`)).text(), "tortmatch_rule_tables_readable")).toBe(0);
+    expect(first.svc.log()).toContain("the rule tables cannot be read by this instance");
+    expect(first.svc.log()).toContain("fleet lease handed over");
+    const listed = await runCli(["fleet", "--json"], env);
+    const fleet = JSON.parse(listed.stdout) as { id: string; role: string; tablesReadable: boolean | null }[];
+    expect(fleet.find((i) => i.id === s1.fleet.instanceId)?.tablesReadable).toBe(false);
+    expect(fleet.filter((i) => i.role === "leader" && i.tablesReadable === true)).toHaveLength(1);
+
+    // Back on the network, it reports it can read again (its next check: at the next notice).
+    await proxy.up();
+    nc.publish(env.TORT_RULES_CHANGED_SUBJECT!);
+    await eventually(async () => metricValue(await (await fetch(`${first.url}/metrics`)).text(), "tortmatch_rule_tables_readable") === 1, "the first instance reading again", 30_000, 50);
+    expect(await stop([first, ...others])).toEqual([0, 0, 0]);
+  }, 180_000);
+
+  it("alone, it keeps the lease and its refreshes resume when the tables come back", async () => {
+    const env = fleetEnv({ TORT_LEASE_MS: "2000", TORT_RETRY_BASE_MS: "200", TORT_RETRY_MAX_MS: "500" });
+    const cut = new URL(db.url);
+    cut.port = String(proxy.port);
+    const lone = await launch({ ...env, DATABASE_URL: cut.toString() });
+    const before = (await eventually(allServe([lone]), "the lone instance serving", 60_000, 50))!;
+    await proxy.down();
+    await db.database.pool.query("UPDATE video_tort_rule SET priority = priority + 1 WHERE id = (SELECT id FROM (SELECT MAX(id) AS id FROM video_tort_rule WHERE state = 1 AND is_deleted = 0) AS r)");
+    nc.publish(env.TORT_RULES_CHANGED_SUBJECT!);
+    await eventually(async () => metricValue(await (await fetch(`${lone.url}/metrics`)).text(), "tortmatch_rule_tables_readable") === 0, "the lone instance unable to read", 30_000, 50);
+    await new Promise((resolve) => setTimeout(resolve, 3 * 2_000));
+    expect((await statusOf(lone))!.fleet.role).toBe("leader");
+    expect(versionOf(await statusOf(lone))).toBe(before); // still serving what it has
+    await proxy.up();
+    const after = (await eventually(async () => {
+      const v = await allServe([lone])();
+      return v !== null && v !== before ? v : null;
+    }, "the lone instance on the changed rules once the tables are back", 60_000, 50))!;
+    expect(after).toBe((await createRuleLoader(db.database).loadFull()).version);
+    expect(await stop([lone])).toEqual([0]);
+  }, 180_000);
 });
 
 describe("an instance that starts while nothing is announced", () => {
