@@ -16,14 +16,12 @@ import type { Config } from "./config.js";
 import { createByteBudget, type ByteBudget } from "./gate/byte-budget.js";
 import { createConcurrencyLimit, type ConcurrencyLimit } from "./gate/concurrency-limit.js";
 import { pollConsumerLag, type ConsumerLag } from "./ingest/consumer-lag.js";
-import { decodeResult } from "./ingest/decode-result.js";
-import { explainResult } from "./match/explain.js";
-import { matchResult } from "./match/match-result.js";
 import { ensureTopology } from "./ingest/topology.js";
 import { watchLiveConfig } from "./live-config/watch-live-config.js";
 import type { RuleSnapshot } from "./match/snapshot.js";
 import { createLatencyWindow, type LatencyWindow } from "./ops/history.js";
 import { createMetrics, type Metrics } from "./ops/metrics.js";
+import { createExplainQueue } from "./ops/explain-endpoint.js";
 import { createServiceStats, type ServiceStats } from "./ops/service-stats.js";
 import { runPipeline } from "./pipeline.js";
 import type { RuleDatabase } from "./rules/database.js";
@@ -47,15 +45,6 @@ import { warmUpStages } from "./warm-up.js";
 export const FINAL_PUBLISH_ATTEMPTS = 3;
 /** Most verdict headers one lookup for late redeliveries reads (about a minute's work at worst). */
 export const VERDICT_LOOKUP_MAX_SCAN = 2_000_000;
-
-/** The answer to a `tort.explain` request: the result's explanation with the snapshot in service, or why there is none. */
-export function explainRequest(snapshot: RuleSnapshot | null, data: Uint8Array) {
-  const checked = decodeResult(data);
-  if (!checked.ok) return { error: `not a valid recognition result: ${checked.reason}` };
-  if (snapshot === null) return { error: "no rule snapshot loaded yet" };
-  const decision = matchResult(snapshot, checked.value);
-  return { rulesVersion: snapshot.version, action: decision.action, ruleId: decision.ruleId, rules: explainResult(snapshot, checked.value) };
-}
 
 /** A rule-change notice asks for a full reload when its body is `{"full":true}` (`tortmatch rules refresh --full`). */
 export function noticeAsksFull(data: Uint8Array): boolean {
@@ -447,15 +436,19 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
           get in_flight() { return live((s) => s.inFlight); },
           get limit() { return live((s) => s.limit); },
         } as unknown as Record<string, string>;
+        const explainer = createExplainQueue({ snapshot: () => snapshot$.value, maxReplyBytes: () => nc.info?.max_payload ?? 1024 * 1024 });
         const endpoint = svc.addEndpoint("explain", {
           subject: c.TORT_EXPLAIN_SUBJECT,
           queue: c.TORT_CONSUMER,
           metadata,
           handler: (_err, msg) => {
-            if (msg.reply) msg.respond(JSON.stringify(explainRequest(snapshot$.value, msg.data)));
+            if (msg.reply) explainer.ask(msg.data, (reply) => msg.respond(reply));
           },
         });
-        return () => endpoint.stop();
+        return () => {
+          explainer.stop();
+          void endpoint.stop();
+        };
       }),
       lagPoller: fromCallback(() => {
         const poller = pollConsumerLag(jsm, c.TORT_INPUT_STREAM, c.TORT_CONSUMER, c.TORT_LAG_POLL_MS, log, () => now().getTime());
