@@ -40,7 +40,7 @@ beforeAll(async () => {
   url = `nats://127.0.0.1:${port}`;
   writeFileSync(join(dir, "server.conf"), `listen: 127.0.0.1:${port}\njetstream { store_dir: "${join(dir, "js")}" }\ninclude "tortmatch-permissions.conf"\n`);
   server = spawn(NATS_SERVER_BIN, ["-c", join(dir, "server.conf"), "-l", join(dir, "server.log")], { env: { ...process.env, ...PASSWORDS }, stdio: "ignore" });
-  operator = await eventually(() => connect({ servers: url, user: "tortmatch-operator", pass: PASSWORDS.TORT_NATS_OPERATOR_PASSWORD }).catch(() => null), "the private nats-server", 15_000, 100);
+  operator = (await eventually(() => connect({ servers: url, user: "tortmatch-operator", pass: PASSWORDS.TORT_NATS_OPERATOR_PASSWORD }).catch(() => null), "the private nats-server", 15_000, 100))!;
   producer = await connect({ servers: url, user: "fingerprint-producer", pass: PASSWORDS.TORT_NATS_PRODUCER_PASSWORD });
   db = await seededDatabase();
   service = spawnService({ NATS_URL: url, NATS_USER: "tortmatch", NATS_PASSWORD: PASSWORDS.TORT_NATS_SERVICE_PASSWORD, DATABASE_URL: db.url, TORT_OPS_PORT: "0", LOG_LEVEL: "info" });
