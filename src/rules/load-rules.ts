@@ -11,6 +11,7 @@
  */
 import { and, asc, gt, gte, or, sql, type SQL } from "drizzle-orm";
 import type { MySqlColumn } from "drizzle-orm/mysql-core";
+import type { PoolConnection } from "mysql2/promise";
 import { createRuleTableBuilder, ROW_SUM_FACTOR, ROW_SUM_MODULUS, tableRowSums, type PropertyRow, type RuleRow } from "../match/rule-table.js";
 import { compileSnapshot, type LoadKind, type RuleSnapshot } from "../match/snapshot.js";
 import { describeDatabaseFailure, RuleStoreError, type RuleDatabase } from "./database.js";
@@ -147,9 +148,13 @@ interface KeysetSource {
   readonly mtimeAt: number;
 }
 
+/** What a load runs its queries on: one connection, in one consistent snapshot of both tables. */
+type Reader = Pick<PoolConnection, "execute" | "query">;
+
 /** Read one table page by page, handing each row to `apply`; the next page is fetched while one is applied. */
 async function readPages(
   database: RuleDatabase,
+  reader: Reader,
   t: KeysetSource,
   since: number | null,
   apply: (row: unknown[]) => void,
@@ -172,7 +177,7 @@ async function readPages(
     // A prepared statement (the binary protocol: numbers arrive as binary, not as text to parse): the
     // property table reads in about 0.7x the time of the same pages as text (bench:load). The mtime
     // arrives as a number (mtimeMs above), never as a DATETIME for mysql2 to turn into text.
-    const [rows] = await database.pool.execute({ sql: query.sql, rowsAsArray: true }, query.params as (number | string)[]);
+    const [rows] = await reader.execute({ sql: query.sql, rowsAsArray: true }, query.params as (number | string)[]);
     return rows as unknown[][];
   };
   let rows = 0;
@@ -192,11 +197,11 @@ async function readPages(
 }
 
 /** The row counts and row sums (match/rule-table.ts `tableRowSums`) of both rule tables as they are now, computed by MySQL. */
-async function tableRowSumsNow(database: RuleDatabase, kind: LoadKind): Promise<ReturnType<typeof tableRowSums>> {
+async function tableRowSumsNow(database: RuleDatabase, reader: Reader, kind: LoadKind): Promise<ReturnType<typeof tableRowSums>> {
   const term = `((id MOD ${ROW_SUM_MODULUS}) * ${ROW_SUM_FACTOR} + (TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', mtime) DIV 1000) MOD ${ROW_SUM_MODULUS}) MOD ${ROW_SUM_MODULUS}`;
   const of = (table: string) => `SELECT COUNT(*), COALESCE(SUM(${term}), 0) FROM ${table}`;
   try {
-    const [rows] = (await database.pool.query({
+    const [rows] = (await reader.query({
       sql: `${of("video_tort_rule")} UNION ALL ${of("video_tort_rule_property")}`,
       rowsAsArray: true,
     })) as unknown as [[number | string, number | string][]];
@@ -224,12 +229,38 @@ export function createRuleLoader(database: RuleDatabase, defaults: LoadOptions =
   const rules: KeysetSource = { name: "video_tort_rule", table: videoTortRule, columns: ruleColumns, id: videoTortRule.id, mtime: videoTortRule.mtime, idAt: 0, mtimeAt: 11 };
   const properties: KeysetSource = { name: "video_tort_rule_property", table: videoTortRuleProperty, columns: propertyColumns, id: videoTortRuleProperty.id, mtime: videoTortRuleProperty.mtime, idAt: 0, mtimeAt: 6 };
 
+  /**
+   * One load on one connection, in one consistent snapshot of both tables (REPEATABLE READ, `START
+   * TRANSACTION WITH CONSISTENT SNAPSHOT`): a transaction that commits while the pages are read is
+   * either wholly in the snapshot or wholly out of it, so a version never names rows the tables
+   * never held together; the row sums below are read in the same snapshot.
+   */
   async function load(kind: LoadKind, previous: RuleSnapshot | null, options: LoadOptions): Promise<RuleSnapshot> {
+    let conn: PoolConnection;
+    try {
+      conn = await database.pool.getConnection();
+      await conn.query("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY");
+    } catch (err) {
+      throw new RuleStoreError(`loading rules (${kind}) from ${database.describe} failed: ${describeDatabaseFailure(err)}`, { cause: err });
+    }
+    let result: RuleSnapshot | "full";
+    try {
+      result = await loadIn(conn, kind, previous, options);
+      await conn.query("COMMIT");
+      conn.release();
+    } catch (err) {
+      conn.destroy(); // whatever state it is in (a query cut mid-page), never back into the pool
+      throw err;
+    }
+    return result === "full" ? load("full", null, options) : result;
+  }
+
+  async function loadIn(conn: Reader, kind: LoadKind, previous: RuleSnapshot | null, options: LoadOptions): Promise<RuleSnapshot | "full"> {
     const opts = { ...defaults, ...options };
     const builder = createRuleTableBuilder(previous?.table);
     if (previous === null) {
       // The newest mtime before any page is read: a row changed during the load lands above it.
-      const [[row]] = (await database.pool.query({
+      const [[row]] = (await conn.query({
         sql: "SELECT GREATEST(COALESCE((SELECT MAX(mtime) FROM video_tort_rule), '1970-01-01'), COALESCE((SELECT MAX(mtime) FROM video_tort_rule_property), '1970-01-01'))",
         rowsAsArray: true,
       }).catch((err: unknown) => {
@@ -254,11 +285,11 @@ export function createRuleLoader(database: RuleDatabase, defaults: LoadOptions =
       }
     };
     try {
-      // Both tables at once, on two connections; each row is applied as its page arrives.
+      // Both tables' pages interleaved on the load's connection; each row is applied as its page arrives.
       // Both reads settle before a failure is reported: nothing keeps running after the load ends.
       const reads = await Promise.allSettled([
-        readPages(database, rules, since, (r) => builder.applyRule(toRuleRow(r)), readOpts, checkBudget("rules")),
-        readPages(database, properties, since, (p) => builder.applyProperty(toPropertyRow(p, scratchRow)), readOpts, checkBudget("properties")),
+        readPages(database, conn, rules, since, (r) => builder.applyRule(toRuleRow(r)), readOpts, checkBudget("rules")),
+        readPages(database, conn, properties, since, (p) => builder.applyProperty(toPropertyRow(p, scratchRow)), readOpts, checkBudget("properties")),
       ]);
       for (const read of reads) if (read.status === "rejected") throw read.reason;
     } catch (err) {
@@ -273,11 +304,11 @@ export function createRuleLoader(database: RuleDatabase, defaults: LoadOptions =
       // Hard deletes (DELETE, not is_deleted) move no mtime, and an edit committed long after its
       // statement ran has an mtime below the watermark: an incremental read sees neither. The row
       // counts and row sums do: when the tables hold other ones than the patched snapshot, read everything.
-      const found = await tableRowSumsNow(database, kind);
+      const found = await tableRowSumsNow(database, conn, kind);
       const expected = tableRowSums(table);
       if (found.ruleRows !== expected.ruleRows || found.propertyRows !== expected.propertyRows || found.rules !== expected.rules || found.properties !== expected.properties) {
         opts.onMissedRows?.({ expected, found });
-        return load("full", null, options);
+        return "full";
       }
     }
     const loadedAt = (opts.now?.() ?? new Date()).toISOString();

@@ -121,6 +121,36 @@ describe("rule loader", () => {
     }
   });
 
+  it("reads both tables in one consistent snapshot: a transaction committed while the pages are read is wholly in or wholly out", async () => {
+    const before = await createRuleLoader(t.database).loadFull();
+    const [[maxProperty]] = (await t.database.pool.query({ sql: "SELECT MAX(id) FROM video_tort_rule_property", rowsAsArray: true })) as unknown as [[[number]]];
+    let committed: Promise<unknown> | null = null;
+    // Two rows apart in the read order: a rule (read in the first pages) and the last property (read last).
+    const commit = async () => {
+      const conn = await t.database.pool.getConnection();
+      try {
+        await conn.beginTransaction();
+        await conn.query("UPDATE video_tort_rule SET priority = priority + 100 WHERE id = 1");
+        await conn.query(`UPDATE video_tort_rule_property SET state = 1 - state WHERE id = ${Number(maxProperty![0])}`);
+        await conn.commit();
+      } finally {
+        conn.release();
+      }
+    };
+    const during = await createRuleLoader(t.database, { pageSize: 2 }).loadFull({
+      onProgress: (p) => {
+        // After the first page of properties, the transaction commits while the later pages are read.
+        if (p.table === "video_tort_rule_property" && committed === null) committed = commit();
+      },
+      onRowsRead: () => {},
+    });
+    await committed;
+    const after = await createRuleLoader(t.database).loadFull();
+    expect(after.version).not.toBe(before.version);
+    // Neither half of the transaction, or both: the version is one the tables held.
+    expect([before.version, after.version]).toContain(during.version);
+  });
+
   it("abandons a load whose snapshot would exceed its memory budget, while it reads, before the tables are read whole", async () => {
     const [[counts]] = (await t.database.pool.query({ sql: "SELECT (SELECT COUNT(*) FROM video_tort_rule), (SELECT COUNT(*) FROM video_tort_rule_property)", rowsAsArray: true })) as unknown as [[[number, number]]];
     const total = Number(counts![0]) + Number(counts![1]);
