@@ -20,5 +20,6 @@ console.log(`nemesis summary (seed ${s.seed}, ${(s.durationMs / 60_000).toFixed(
   inputs ${s.inputs}: verdicts ${s.verdicts}, dead letters ${s.deadLetters}; lost ${s.lost.length}, duplicated ${s.duplicated.length}, strays ${s.strays.length}
   faults: ${Object.entries(s.faults).map(([k, v]) => `${k} ${v}`).join(", ")}
   rule sets the tables held ${s.ruleSets}; versions in verdicts ${s.versions}, explained by no single rule set ${s.unexplainedVersions.length}${s.unexplainedVersions.length ? ` (${s.unexplainedVersions.join(", ")})` : ""}
-  after the last quiet notice: every instance on ${s.finalVersion ?? "(no single version)"}; final batch ${s.finalInputs}, verdicts unlike the naive matcher's ${s.finalMismatches}`);
+  after the last quiet notice: every instance on ${s.finalVersion ?? "(no single version)"}; final batch ${s.finalInputs}, verdicts unlike the naive matcher's ${s.finalMismatches}
+  instances that exited by themselves (restarted as a supervisor would): ${s.selfExits.length}${s.selfExits.map((e) => `\n    ${e}`).join("")}`);
 process.exit(clean ? 0 : 1);

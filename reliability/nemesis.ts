@@ -60,6 +60,8 @@ export interface NemesisSummary {
   readonly finalMismatches: number;
   /** The one version every instance served after the last quiet notice. */
   readonly finalVersion: string | null;
+  /** Instances that exited by themselves, with their last log lines (restarted as a supervisor would). */
+  readonly selfExits: string[];
 }
 
 interface RuleSet {
@@ -147,6 +149,22 @@ export async function runNemesis(options: NemesisOptions): Promise<NemesisSummar
   let model = clone(ruleSets[0]!);
   const proxies: TcpProxy[] = [];
   const instances: { svc: SpawnedService | null; env: Record<string, string>; url: string }[] = [];
+  /** Instances that exited by themselves (a start while nats-server was down exits 1, by design): restarted as a supervisor would. */
+  const selfExits: string[] = [];
+  let supervising = true;
+  const launch = (i: number) => {
+    const inst = instances[i]!;
+    const svc = spawnService(inst.env);
+    inst.svc = svc;
+    void svc.exited.then(async (code) => {
+      if (inst.svc !== svc || !supervising) return; // killed by the nemesis, or the run is over
+      const last = svc.log().trim().split("\n").slice(-3).join(" | ").slice(0, 600);
+      selfExits.push(`instance ${i} exited ${code}: ${last}`);
+      say(`  instance ${i} exited by itself (${code}); restarting it: ${last}`);
+      await sleep(1_000);
+      if (inst.svc === svc && supervising) launch(i);
+    });
+  };
   const nc: NatsConnection = await connect({ servers: server.url, maxReconnectAttempts: -1, reconnectTimeWait: 200, name: "nemesis" });
   const js: JetStreamClient = jetstream(nc, { timeout: 3_000 });
   const cliEnv = { NATS_URL: server.url, DATABASE_URL: db.url };
@@ -166,7 +184,8 @@ export async function runNemesis(options: NemesisOptions): Promise<NemesisSummar
         TORT_ACK_WAIT_MS: "4000", TORT_PUBLISH_TIMEOUT_MS: "1500", TORT_NAK_DELAY_MS: "200", TORT_DUPLICATE_WINDOW_MS: "600000",
         TORT_RETRY_BASE_MS: "100", TORT_RETRY_MAX_MS: "1000", TORT_SHUTDOWN_TIMEOUT_MS: "5000",
       };
-      instances.push({ svc: spawnService(env), env, url: `http://127.0.0.1:${port}` });
+      instances.push({ svc: null, env, url: `http://127.0.0.1:${port}` });
+      launch(i);
     }
     const status = async (i: number) => {
       try {
@@ -175,6 +194,12 @@ export async function runNemesis(options: NemesisOptions): Promise<NemesisSummar
         return null;
       }
     };
+
+    // Faults start once every instance is ready (a start while nats-server is down exits 1 by design).
+    for (let tries = 0; tries < 240; tries++) {
+      if ((await Promise.all(instances.map((_, i) => status(i)))).every((st) => st?.ready === true)) break;
+      await sleep(250);
+    }
 
     // Inputs: a steady stream, each published until its PubAck (the same Msg-Id after a failure).
     const lines = resultLines(Math.ceil((rate * options.durationMs) / 1000) + 2_000, 0.02, { ...SMALL_DATASET, seed: options.seed });
@@ -241,10 +266,11 @@ export async function runNemesis(options: NemesisOptions): Promise<NemesisSummar
         const target = instances[i]!;
         if (target.svc === null) continue;
         fault("kill -9", `instance ${i}${i === leader ? " (the leader)" : ""}`);
-        target.svc.child.kill("SIGKILL");
-        await target.svc.exited;
+        const victim = target.svc;
         target.svc = null;
-        pending.push(sleep(downMs).then(() => (target.svc = spawnService(target.env))));
+        victim.child.kill("SIGKILL");
+        await victim.exited;
+        pending.push(sleep(downMs).then(() => launch(i)));
       } else if (roll < 0.3) {
         const i = Math.floor(random() * count);
         const ms = 2_000 + Math.floor(random() * 6_000);
@@ -285,7 +311,7 @@ export async function runNemesis(options: NemesisOptions): Promise<NemesisSummar
     await Promise.all(pending);
     await commitLock;
     for (const p of proxies) await p.up().catch(() => {});
-    for (const inst of instances) if (inst.svc === null) inst.svc = spawnService(inst.env);
+    instances.forEach((inst, i) => inst.svc === null && launch(i));
     await runCli(["rules", "unpin"], cliEnv, 20_000);
     publishing = false;
     await publisher;
@@ -303,6 +329,7 @@ export async function runNemesis(options: NemesisOptions): Promise<NemesisSummar
         const s = (await status(i)) as unknown as { ready: boolean; snapshot: { version: string } | null; fleet: unknown; ruleCache: unknown } | null;
         say(`  instance ${i}: ${JSON.stringify({ ready: s?.ready, version: s?.snapshot?.version, fleet: s?.fleet, ruleCache: s?.ruleCache }).slice(0, 1500)}`);
         say(instances[i]!.svc?.log().split("\n").slice(-15).join("\n") ?? "(not running)");
+        say(`  exits: ${selfExits.join("\n  ")}`);
       }
     }
     const finalFrom = inputs.length;
@@ -360,8 +387,10 @@ export async function runNemesis(options: NemesisOptions): Promise<NemesisSummar
       finalInputs: finalInputs.length,
       finalMismatches,
       finalVersion,
+      selfExits,
     };
   } finally {
+    supervising = false;
     for (const inst of instances) inst.svc?.child.kill("SIGKILL");
     await Promise.all(instances.map((i) => i.svc?.exited));
     for (const p of proxies) await p.down().catch(() => {});
