@@ -48,8 +48,8 @@ export function createExplainQueue(options: { snapshot: () => RuleSnapshot | nul
   const next = async () => {
     busy = true;
     while (!stopped && waiting.length > 0) {
-      await turn();
       const { data, respond } = waiting.shift()!;
+      await turn();
       // The snapshot in service when the request's turn comes (a new one may have come meanwhile).
       respond(await explainRequest(options.snapshot(), data, Math.min(EXPLAIN_MAX_REPLY_BYTES, options.maxReplyBytes())).catch((err: unknown) => JSON.stringify({ error: `explain failed: ${(err as Error).message}` })));
     }

@@ -103,6 +103,28 @@ async function tableRows(): Promise<number> {
   return Number(row![0]);
 }
 
+/** A TCP proxy to the test database for one describe block (up before its tests, down after them), and the URL through it. */
+function databaseProxy() {
+  let proxy: TcpProxy | undefined;
+  beforeAll(async () => {
+    proxy = await createTcpProxy(Number(new URL(db.url).port || 3306));
+    await proxy.up();
+  });
+  afterAll(async () => {
+    await proxy?.down();
+  });
+  return {
+    get proxy(): TcpProxy {
+      return proxy!;
+    },
+    url(): string {
+      const through = new URL(db.url);
+      through.port = String(proxy!.port);
+      return through.toString();
+    },
+  };
+}
+
 function fleetEnv(extra: Record<string, string> = {}): Record<string, string> {
   const env = { ...uniqueNames(), DATABASE_URL: db.url, TORT_LEASE_MS: "3000", TORT_LEADER_WAIT_MS: "60000", TORT_REFRESH_INTERVAL_MS: "0", ...extra };
   configs.push(testConfig(db.url, env));
@@ -323,26 +345,17 @@ describe("a fleet of six", () => {
 });
 
 describe("the leader killed with kill -9 in the middle of its load", () => {
-  let proxy: TcpProxy;
-  beforeAll(async () => {
-    proxy = await createTcpProxy(Number(new URL(db.url).port || 3306));
-    await proxy.up();
-  });
-  afterAll(async () => {
-    await proxy?.down();
-  });
+  const db$ = databaseProxy();
 
   it("another instance takes the lease over when it runs out, loads once, and the fleet ends on one version", async () => {
     const env = fleetEnv({ TORT_LEASE_MS: "2000" });
-    const slow = new URL(db.url);
-    slow.port = String(proxy.port);
     // The first instance reads through a proxy that will hang mid-load, 100 rows a page.
-    const first = await launch({ ...env, DATABASE_URL: slow.toString(), TORT_LOAD_PAGE_SIZE: "100" });
+    const first = await launch({ ...env, DATABASE_URL: db$.url(), TORT_LOAD_PAGE_SIZE: "100" });
     await eventually(async () => {
       const s = await statusOf(first);
       return s?.fleet.role === "leader" && s.ruleCache.state === "loading";
     }, "the first instance leading and loading", 60_000, 20);
-    proxy.stall();
+    db$.proxy.stall();
     const others = await Promise.all([launch(env), launch(env)]);
     await eventually(async () => (await statuses(others)).every((s) => s?.fleet.role === "follower" && s.ruleCache.state === "awaitingLeader"), "two followers waiting", 60_000, 50);
     const s1 = (await statusOf(first))!;
@@ -366,22 +379,13 @@ describe("the leader killed with kill -9 in the middle of its load", () => {
 });
 
 describe("a leader that cannot read the tables", () => {
-  let proxy: TcpProxy;
-  beforeAll(async () => {
-    proxy = await createTcpProxy(Number(new URL(db.url).port || 3306));
-    await proxy.up();
-  });
-  afterAll(async () => {
-    await proxy?.down();
-  });
+  const db$ = databaseProxy();
 
   it("gives the lease to an instance that can, and a rule change with a notice reaches every instance within two leases", async () => {
     const leaseMs = 2_000;
     const env = fleetEnv({ TORT_LEASE_MS: String(leaseMs), TORT_LEADER_WAIT_MS: "60000" });
-    const cut = new URL(db.url);
-    cut.port = String(proxy.port);
     // The first instance reads through a proxy, leads and serves; two more read the tables directly.
-    const first = await launch({ ...env, DATABASE_URL: cut.toString() });
+    const first = await launch({ ...env, DATABASE_URL: db$.url() });
     await eventually(async () => (await statusOf(first))?.fleet.role === "leader" && versionOf(await statusOf(first)) !== null, "the first instance leading and serving", 60_000, 50).catch((err: unknown) => {
       console.log(first.svc.log());
       throw err;
@@ -390,7 +394,7 @@ describe("a leader that cannot read the tables", () => {
     const before = (await eventually(allServe([first, ...others]), "three instances on one version", 60_000, 50))!;
 
     // Its database connection is cut; a rule is edited and a notice sent.
-    await proxy.down();
+    await db$.proxy.down();
     await db.database.pool.query("UPDATE video_tort_rule SET priority = priority + 3 WHERE id = (SELECT id FROM (SELECT MIN(id) AS id FROM video_tort_rule WHERE state = 1 AND is_deleted = 0) AS r)");
     const noticed = performance.now();
     nc.publish(env.TORT_RULES_CHANGED_SUBJECT!);
@@ -418,7 +422,7 @@ describe("a leader that cannot read the tables", () => {
     expect(fleet.filter((i) => i.role === "leader" && i.tablesReadable === true)).toHaveLength(1);
 
     // Back on the network, it reports it can read again (its next check: at the next notice).
-    await proxy.up();
+    await db$.proxy.up();
     nc.publish(env.TORT_RULES_CHANGED_SUBJECT!);
     await eventually(async () => metricValue(await (await fetch(`${first.url}/metrics`)).text(), "tortmatch_rule_tables_readable") === 1, "the first instance reading again", 30_000, 50);
     expect(await stop([first, ...others])).toEqual([0, 0, 0]);
@@ -426,18 +430,16 @@ describe("a leader that cannot read the tables", () => {
 
   it("alone, it keeps the lease and its refreshes resume when the tables come back", async () => {
     const env = fleetEnv({ TORT_LEASE_MS: "2000", TORT_RETRY_BASE_MS: "200", TORT_RETRY_MAX_MS: "500" });
-    const cut = new URL(db.url);
-    cut.port = String(proxy.port);
-    const lone = await launch({ ...env, DATABASE_URL: cut.toString() });
+    const lone = await launch({ ...env, DATABASE_URL: db$.url() });
     const before = (await eventually(allServe([lone]), "the lone instance serving", 60_000, 50))!;
-    await proxy.down();
+    await db$.proxy.down();
     await db.database.pool.query("UPDATE video_tort_rule SET priority = priority + 1 WHERE id = (SELECT id FROM (SELECT MAX(id) AS id FROM video_tort_rule WHERE state = 1 AND is_deleted = 0) AS r)");
     nc.publish(env.TORT_RULES_CHANGED_SUBJECT!);
     await eventually(async () => metricValue(await (await fetch(`${lone.url}/metrics`)).text(), "tortmatch_rule_tables_readable") === 0, "the lone instance unable to read", 30_000, 50);
     await new Promise((resolve) => setTimeout(resolve, 3 * 2_000));
     expect((await statusOf(lone))!.fleet.role).toBe("leader");
     expect(versionOf(await statusOf(lone))).toBe(before); // still serving what it has
-    await proxy.up();
+    await db$.proxy.up();
     const after = (await eventually(async () => {
       const v = await allServe([lone])();
       return v !== null && v !== before ? v : null;
