@@ -24,11 +24,10 @@ import { createMetrics, type Metrics } from "./ops/metrics.js";
 import { createExplainQueue } from "./ops/explain-endpoint.js";
 import { createServiceStats, type ServiceStats } from "./ops/service-stats.js";
 import { runPipeline } from "./pipeline.js";
-import type { RuleDatabase } from "./rules/database.js";
+import { RuleStoreError, type RuleDatabase } from "./rules/database.js";
 import { createRuleLoader, SnapshotOverBudgetError } from "./rules/load-rules.js";
 import { createSkippedRowsReporter } from "./rules/report-skipped.js";
 import { watchTablesAccess } from "./rules/check-tables.js";
-import { discoverFleet } from "./fleet/discover-fleet.js";
 import { createPublisher } from "./verdict/publish.js";
 import { startExhaustedWorker } from "./verdict/settle-exhausted.js";
 import { createVerdictLookup } from "./verdict/verdict-lookup.js";
@@ -36,8 +35,7 @@ import { startLeaderLease, type LeaderLease } from "./fleet/leader-lease.js";
 import { announce, databaseIdentity, openRulesBucket, watchFleetKeys, type Announcement, type Pin } from "./fleet/rules-bucket.js";
 import { openSnapshotStore, snapshotRows } from "./fleet/snapshot-store.js";
 import { SnapshotFormatError } from "./fleet/snapshot-codec.js";
-import { createFleetView, type FleetInstance, type InstanceStats } from "./fleet/discover-fleet.js";
-import { RuleStoreError } from "./rules/database.js";
+import { createFleetView, discoverFleet, type FleetInstance, type InstanceStats } from "./fleet/discover-fleet.js";
 import { TORTMATCH_VERSION } from "./version.js";
 import { warmUpStages } from "./warm-up.js";
 
@@ -290,7 +288,7 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
             const s = input.snapshot;
             made = { version: s.version, object: "", sha256: "", bytes: 0, rows: snapshotRows(s), builtAt: new Date().toISOString(), builtBy: instanceId, database: databaseId };
           }
-          made = { ...made, confirmedAt: new Date(now().getTime()).toISOString() };
+          made = { ...made, confirmedAt: now().toISOString() };
           // A leader that lost the lease meanwhile leaves the announcing to its successor (see announce()).
           if (lease === null) throw new Error("no lease: not leading");
           await announce(rulesKv!, lease, made);

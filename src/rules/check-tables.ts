@@ -32,6 +32,9 @@ export interface TablesAccess {
   stop(): void;
 }
 
+/** Shortest time between two checks, ms: a flood of notices makes at most one check a second, one at a time. */
+export const TABLES_CHECK_GAP_MS = 1_000;
+
 /**
  * Follow this instance's access to the rule tables: checked now, every `periodMs` (0 = only when
  * asked), and told by every load. A change is logged once: a warning when the tables cannot be read
@@ -47,10 +50,18 @@ export function watchTablesAccess(database: RuleDatabase, options: { periodMs: n
     if (outcome.readable) options.log.info("the rule tables can be read");
     else options.log.warn({ reason: outcome.reason }, "the rule tables cannot be read by this instance: it serves the rules it has or fetches, and gives the fleet's lease to an instance that can read");
   };
-  const check = async () => {
-    const outcome = await checkRuleTables(database);
-    if (!stopped) note(outcome);
-    return outcome;
+  let running: Promise<TablesCheck> | null = null;
+  let lastAt = Number.NEGATIVE_INFINITY;
+  const check = (): Promise<TablesCheck> => {
+    if (running !== null) return running;
+    if (state !== null && performance.now() - lastAt < TABLES_CHECK_GAP_MS) return Promise.resolve(state);
+    running = checkRuleTables(database).then((outcome) => {
+      running = null;
+      lastAt = performance.now();
+      if (!stopped) note(outcome);
+      return outcome;
+    });
+    return running;
   };
   const timer = options.periodMs > 0 ? setInterval(() => void check(), options.periodMs) : undefined;
   timer?.unref();
