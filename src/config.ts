@@ -5,9 +5,17 @@
  */
 import { z } from "zod";
 
+/**
+ * A decimal integer setting: digits only. A blank value, a sign, `0x40` or `1e3` is refused with
+ * the variable's name, never read as 0, 64 or 1000 (a blank TORT_OPS_PORT once meant no /metrics).
+ */
 const int = (min: number, max: number) => {
   const accepted = `must be an integer from ${min} to ${max}`;
-  return z.coerce.number({ error: accepted }).int(accepted).min(min, accepted).max(max, accepted);
+  return z
+    .string({ error: accepted })
+    .regex(/^[0-9]{1,16}$/, `${accepted} (decimal digits only)`)
+    .transform(Number)
+    .pipe(z.number().min(min, accepted).max(max, accepted));
 };
 
 /** Each environment variable, its type, range and default. The README's table mirrors this. */
@@ -80,10 +88,8 @@ const envSchema = z.object({
   /** Messages in flight between pull and ack, until the KV key says otherwise. */
   TORT_CONCURRENCY: int(1, 4096).default(64),
   /** Timer refresh, ms; 0 = off, else >= 1000. Overridden by the KV key. */
-  TORT_REFRESH_INTERVAL_MS: z.coerce
-    .number()
-    .int()
-    .refine((n) => n === 0 || (n >= 1000 && n <= 86_400_000), "must be 0 (off) or 1000..86400000")
+  TORT_REFRESH_INTERVAL_MS: int(0, 86_400_000)
+    .refine((n) => n === 0 || n >= 1000, "must be 0 (off) or 1000..86400000")
     .default(60_000),
   /** Every Nth refresh is a full reload (catches hard deletes). */
   TORT_FULL_RELOAD_EVERY: int(1, 10_000).default(10),
@@ -234,6 +240,38 @@ export function redactConfig(config: Config): Record<string, unknown> {
 /** A configuration value that is missing its shape; names the variable. */
 export class ConfigError extends Error {
   override name = "ConfigError";
+}
+
+/** Names read from the environment that are not settings: the shell's own, and the tools around it. */
+const SETTING_NAME = /^(TORT_|DATABASE_|NATS_)/;
+
+/** Edit distance of two short names (insertions, deletions, substitutions). */
+function distance(a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) next[j] = Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    row = next;
+  }
+  return row[b.length]!;
+}
+
+/**
+ * Warnings for names in the environment that look like settings and are not: every unknown
+ * `TORT_*`, `NATS_*` or `DATABASE_*` variable, and any variable within two edits of a setting's
+ * name (`DATABSE_URL`), each with the setting it was probably meant to be. Names only, never values.
+ */
+export function unknownSettings(env: Record<string, string | undefined>): string[] {
+  const known = new Set<string>(CONFIG_KEYS);
+  const warnings: string[] = [];
+  for (const name of Object.keys(env)) {
+    if (known.has(name) || env[name] === undefined) continue;
+    const near = CONFIG_KEYS.map((key) => ({ key, d: distance(name, key) })).sort((a, b) => a.d - b.d)[0]!;
+    const close = near.d <= Math.max(1, Math.min(2, Math.floor(near.key.length / 6)));
+    if (close) warnings.push(`${name} is not a setting; did you mean ${near.key}? (it is ignored)`);
+    else if (SETTING_NAME.test(name)) warnings.push(`${name} is not a setting tortmatch knows (it is ignored)`);
+  }
+  return warnings;
 }
 
 /** Read and validate the configuration from an environment (process.env by default). */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError, flagOf, loadConfig, redactConfig, redactUrl } from "../src/config.js";
+import { ConfigError, flagOf, loadConfig, redactConfig, redactUrl, unknownSettings } from "../src/config.js";
 import { natsConnectOptions } from "../src/ingest/nats-connection.js";
 
 describe("configuration", () => {
@@ -22,6 +22,35 @@ describe("configuration", () => {
   ])("rejects %j by name", (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(message);
+  });
+
+  it.each([
+    ["TORT_OPS_PORT", ""],
+    ["TORT_REFRESH_INTERVAL_MS", ""],
+    ["TORT_LEADER_WAIT_MS", " "],
+    ["TORT_MIN_REFRESH_GAP_MS", ""],
+    ["TORT_NAK_DELAY_MS", ""],
+    ["TORT_CONCURRENCY", "0x40"],
+    ["TORT_CONCURRENCY", "1e3"],
+    ["TORT_CONCURRENCY", "+64"],
+    ["TORT_CONCURRENCY", "64.0"],
+    ["TORT_LEASE_MS", "-1"],
+  ])("refuses %s=%j: only decimal digits are a number", (key, value) => {
+    expect(() => loadConfig({ [key]: value })).toThrow(new RegExp(`${key} \\(--`));
+  });
+
+  it("reads decimal digits as the number they say", () => {
+    expect(loadConfig({ TORT_CONCURRENCY: "0128", TORT_REFRESH_INTERVAL_MS: "0", TORT_OPS_PORT: "0" })).toMatchObject({ TORT_CONCURRENCY: 128, TORT_REFRESH_INTERVAL_MS: 0, TORT_OPS_PORT: 0 });
+  });
+
+  it("names each unknown or misspelled setting, with the one it was probably meant to be", () => {
+    const warnings = unknownSettings({ TORT_CONCURENCY: "128", DATABSE_URL: "mysql://x", TORT_WHATEVER: "1", NATS_URL: "nats://a", PATH: "/bin", HOME: "/root", TORT_CONCURRENCY: "64" });
+    expect(warnings).toEqual([
+      "TORT_CONCURENCY is not a setting; did you mean TORT_CONCURRENCY? (it is ignored)",
+      "DATABSE_URL is not a setting; did you mean DATABASE_URL? (it is ignored)",
+      "TORT_WHATEVER is not a setting tortmatch knows (it is ignored)",
+    ]);
+    expect(unknownSettings({ TORT_CONCURENCY: "hunter2" }).join()).not.toContain("hunter2");
   });
 
   it("never echoes a rejected value", () => {

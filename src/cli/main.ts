@@ -3,7 +3,7 @@
  * composition root; this file only parses arguments and maps failures to exit codes.
  */
 import { Command, InvalidArgumentError, Option } from "commander";
-import { CONFIG_KEYS, ConfigError, flagOf, loadConfig, type Config } from "../config.js";
+import { CONFIG_KEYS, ConfigError, flagOf, loadConfig, unknownSettings, type Config } from "../config.js";
 
 /** Every configuration variable as a flag too (--concurrency for TORT_CONCURRENCY); a flag beats the environment. */
 function withConfigFlags(command: Command): Command {
@@ -18,6 +18,8 @@ export function configFrom(opts: Record<string, unknown>): Config {
     const attr = flagOf(key).slice(2).replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
     if (typeof opts[attr] === "string") env[key] = opts[attr] as string;
   }
+  // A misspelled setting is ignored: say so, once, before anything runs (names only, never values).
+  for (const warning of unknownSettings(process.env)) process.stderr.write(`tortmatch: warning: ${warning}\n`);
   return loadConfig(env);
 }
 
