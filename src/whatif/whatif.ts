@@ -146,9 +146,14 @@ export async function runWhatIf(o: WhatIfOptions): Promise<WhatIfReport> {
   let startSeq = o.fromSeq !== undefined ? Math.max(first, o.fromSeq) : first;
   if (o.sinceMs !== undefined) {
     startSeq = last + 1;
-    for await (const { seq } of readStream(o.js, o.inputStream, last, { sinceMs: o.sinceMs })) {
-      startSeq = seq;
-      break;
+    // Nothing stored at or after the instant (an idle stream): nothing to read. An ordered consumer
+    // started past the last message would wait for the next one for ever.
+    const newest = n > 0 ? await o.jsm.streams.getMessage(o.inputStream, { seq: last }).catch(() => null) : null;
+    if (newest !== null && newest.time.getTime() >= o.sinceMs) {
+      for await (const { seq } of readStream(o.js, o.inputStream, last, { sinceMs: o.sinceMs })) {
+        startSeq = seq;
+        break;
+      }
     }
   }
 

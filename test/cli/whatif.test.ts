@@ -91,5 +91,11 @@ describe("whatif", () => {
     // Only the later half: --from-seq.
     const half = await runCli(["whatif", "--rules-database", candidate.url, "--json", "--from-seq", String(seqs[400])], { ...names, DATABASE_URL: h.db.url });
     expect(JSON.parse(half.stdout.trim().split("\n").at(-1)!).inputs).toBe(400);
+
+    // Nothing stored in the last two seconds (an idle stream): a summary with nothing compared, not a wait for ever.
+    await new Promise((resolve) => setTimeout(resolve, 2_500));
+    const idle = await runCli(["whatif", "--rules-database", candidate.url, "--json", "--since", "2s"], { ...names, DATABASE_URL: h.db.url }, 30_000);
+    expect(idle.code).toBe(0);
+    expect(JSON.parse(idle.stdout.trim().split("\n").at(-1)!)).toMatchObject({ inputs: 0, compared: 0 });
   });
 });
