@@ -78,6 +78,9 @@ const pause = (ms: number, signal: AbortSignal) =>
     }, { once: true });
   });
 
+/** How long a draining pull waits for messages already on their way before it voids its open requests, ms. */
+export const DRAIN_GRACE_MS = 250;
+
 /**
  * Messages of a durable consumer. Each emitted message holds one credit of
  * `limit` and `bytes` of `budget`: whoever settles it must release both.
@@ -177,6 +180,24 @@ export function pullMessages(source: PullSource, limit: ConcurrencyLimit, budget
     };
 
     openInbox();
+    // Draining: the requests still open may run to their expiry (up to expiresMs) with nothing to
+    // deliver. After a short grace for messages already on their way, they are voided: an idle
+    // instance stops at once. A message the server sends to a voided request is redelivered after
+    // the ack wait (nothing is lost; its verdict is deduplicated by Nats-Msg-Id).
+    let drainTimer: NodeJS.Timeout | undefined;
+    options.drainSignal?.addEventListener(
+      "abort",
+      () => {
+        drainTimer = setTimeout(() => {
+          if (outstanding === 0 || stop.signal.aborted) return;
+          inbox?.unsubscribe();
+          inbox = null;
+          giveBack(outstanding);
+          maybeComplete();
+        }, DRAIN_GRACE_MS);
+      },
+      { once: true },
+    );
     const watchdog = setInterval(() => {
       if (outstanding > 0 && !disconnected && performance.now() - lastHeard > 2 * heartbeatMs) {
         failed = true;
@@ -240,6 +261,7 @@ export function pullMessages(source: PullSource, limit: ConcurrencyLimit, budget
     return () => {
       stop.abort(new Error("pull stopped"));
       clearInterval(watchdog);
+      clearTimeout(drainTimer);
       (statuses as { stop?: () => void }).stop?.();
       inbox?.unsubscribe();
       giveBack(outstanding);

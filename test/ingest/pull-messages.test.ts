@@ -45,7 +45,7 @@ async function topology(count: number, consumerConfig: { max_waiting?: number } 
 }
 
 /** Pulls with `limit`; each message is acked after `holdMs`. Tracks the most held at once. */
-function run(source: { stream: string; consumer: string }, limit: ConcurrencyLimit, holdMs: number, logged: string[] = []) {
+function run(source: { stream: string; consumer: string }, limit: ConcurrencyLimit, holdMs: number, logged: string[] = [], expiresMs = 1_000) {
   const budget = createByteBudget(64 * MESSAGE_RESERVE_BYTES);
   const log = pino({ level: "warn" }, { write: (line: string) => void logged.push(line) });
   const drain = new AbortController();
@@ -59,7 +59,7 @@ function run(source: { stream: string; consumer: string }, limit: ConcurrencyLim
     limit.release(1);
     budget.release(bytes);
   };
-  const subscription: Subscription = pullMessages({ nc, ...source }, limit, budget, { maxBatch: 8, expiresMs: 1_000, retryDelayMs: 100, drainSignal: drain.signal }, log).subscribe({
+  const subscription: Subscription = pullMessages({ nc, ...source }, limit, budget, { maxBatch: 8, expiresMs, retryDelayMs: 100, drainSignal: drain.signal }, log).subscribe({
     next: (pulled) => {
       held++;
       mostHeld = Math.max(mostHeld, held);
@@ -119,6 +119,27 @@ describe("pullMessages", () => {
     await until(() => r.seen.length === 1, "the late message");
     expect(r.seen).toEqual([7]);
     await drainedAllBack(r, limit); // open requests expire
+    await t.remove();
+  });
+
+  it("drained while idle, it completes without waiting for its open requests to expire; a message published then stays in the stream", async () => {
+    const t = await topology(0);
+    const limit = createConcurrencyLimit(16);
+    const r = run(t, limit, 0, [], 60_000);
+    await until(() => limit.inUse === 16, "every credit asked for");
+    r.drain();
+    // Requests that would run for a minute are voided after a short grace: the drain completes at once.
+    await until(() => r.completed, "the drain to complete before its requests expire", 10_000);
+    expect(limit.inUse).toBe(0);
+    expect(r.budget.inUse).toBe(0);
+    nc.publish(t.subject, "9");
+    await nc.flush();
+    await new Promise((res) => setTimeout(res, 200));
+    const info = await jsm.consumers.info(t.stream, t.consumer);
+    // Not lost: waiting for the next pull, or delivered to a voided request and redelivered after the ack wait.
+    expect(info.num_pending + info.num_ack_pending).toBe(1);
+    console.log(`drained idle pull: a later message is ${info.num_pending === 1 ? "pending (the server dropped the voided requests)" : "delivered to a voided request (redelivered after the ack wait)"}`);
+    r.stop();
     await t.remove();
   });
 
