@@ -33,13 +33,37 @@ export const configSet = (key: string, value: string) =>
     process.stdout.write(`${config.TORT_CONFIG_BUCKET}.${key} = ${checked.value.value} (revision ${revision})\n`);
   });
 
-/** `tortmatch config get`: the keys as stored (unset keys use the environment's defaults). */
+/** The config bucket when it exists, null when no instance or command has made it (read-only commands never do). */
+async function openConfigBucket(nc: NatsConnection, bucket: string) {
+  try {
+    const kv = await new Kvm(nc).open(bucket);
+    await kv.status(); // open() alone does not ask the server
+    return kv;
+  } catch (err) {
+    if (isNotFound(err) || /not found|does not exist/i.test(String((err as Error)?.message))) return null;
+    throw err;
+  }
+}
+
+/**
+ * `tortmatch config get`: each key's value in effect. A stored value the service would refuse is
+ * shown as ignored, with the reason (running instances keep the value they had). Creates nothing.
+ */
 export const configGet = () =>
   withNats(async (nc, config) => {
-    const kv = await new Kvm(nc).create(config.TORT_CONFIG_BUCKET);
+    const kv = await openConfigBucket(nc, config.TORT_CONFIG_BUCKET);
     for (const key of LIVE_CONFIG_KEYS) {
-      const entry = await kv.get(key);
-      process.stdout.write(`${key} = ${entry && entry.operation === "PUT" ? entry.string() : "(unset: environment default)"}\n`);
+      const entry = kv === null ? null : await kv.get(key);
+      if (entry === null || entry.operation !== "PUT") {
+        process.stdout.write(`${key} = (unset: environment default)\n`);
+        continue;
+      }
+      const checked = parseLiveConfigValue(key, entry.string());
+      process.stdout.write(
+        checked.ok
+          ? `${key} = ${checked.value.value}\n`
+          : `${key} = (INVALID, ignored: ${checked.reason}; running instances keep the value they had; \`tortmatch config set ${key} …\` or \`config unset ${key}\`)\n`,
+      );
     }
   });
 
@@ -47,8 +71,8 @@ export const configGet = () =>
 export const configUnset = (key: string) =>
   withNats(async (nc, config) => {
     if (!isLiveConfigKey(key)) throw new Error(`unknown key ${JSON.stringify(key)}: one of ${LIVE_CONFIG_KEYS.join(", ")}`);
-    const kv = await new Kvm(nc).create(config.TORT_CONFIG_BUCKET);
-    await kv.delete(key);
+    const kv = await openConfigBucket(nc, config.TORT_CONFIG_BUCKET);
+    await kv?.delete(key);
     process.stdout.write(`${config.TORT_CONFIG_BUCKET}.${key} unset: running instances use the environment's value\n`);
   });
 

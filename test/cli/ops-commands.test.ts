@@ -35,6 +35,26 @@ describe("operator commands", () => {
     expect((await runCli(["config", "get"], env)).stdout).toContain("concurrency = (unset: environment default)");
   });
 
+  it("config get creates nothing on a fresh deployment, and shows a value written by another tool that the service ignores as ignored", async () => {
+    const fresh = { NATS_URL: names.NATS_URL!, TORT_CONFIG_BUCKET: `cfg_fresh_${Date.now()}` };
+    const get = await runCli(["config", "get"], fresh);
+    expect(get.code, get.stderr).toBe(0);
+    expect(get.stdout).toContain("concurrency = (unset: environment default)");
+    const nc = await connectTest();
+    try {
+      const jsm = await jetstreamManager(nc);
+      await expect(jsm.streams.info(`KV_${fresh.TORT_CONFIG_BUCKET}`)).rejects.toThrow();
+      // Another tool writes what the service refuses.
+      const kv = await new Kvm(nc).create(env.TORT_CONFIG_BUCKET);
+      await kv.put("concurrency", "abc");
+      const shown = await runCli(["config", "get"], env);
+      expect(shown.stdout).toContain('concurrency = (INVALID, ignored: concurrency "abc" is not an integer in 1..4096; running instances keep the value they had');
+      await kv.delete("concurrency");
+    } finally {
+      await nc.drain();
+    }
+  });
+
   it("publish feeds an NDJSON file to the input stream, each line one message, blank lines skipped", async () => {
     const all = uniqueNames();
     const config = testConfig("mysql://root@127.0.0.1:3306/test", all);
