@@ -24,7 +24,7 @@ import type { PropertyRow, RuleRow } from "../src/match/rule-table.js";
 import type { Decision } from "../src/match/types.js";
 import { createRandom } from "../src/seed/generate-dataset.js";
 import { runCli, spawnService, type SpawnedService } from "../test/support/cli.js";
-import { naiveMatch } from "../test/support/naive-match.js";
+import { prepareNaiveMatch } from "../test/support/naive-match.js";
 import { freePort, natsServer } from "../test/support/nats-server.js";
 import { accountFor, readStream } from "../test/support/nats.js";
 import { resultLines, seededDatabase, SMALL_DATASET } from "../test/support/service.js";
@@ -359,10 +359,12 @@ export async function runNemesis(options: NemesisOptions): Promise<NemesisSummar
     const lineOf = new Map(inputs.map((i) => [i.seq, i.line]));
     const byVersion = new Map<string, typeof verdicts>();
     for (const v of verdicts) byVersion.set(v.rulesVersion, [...(byVersion.get(v.rulesVersion) ?? []), v]);
+    const matchers = new Map<RuleSet, ReturnType<typeof prepareNaiveMatch>>();
     const decide = (set: RuleSet, seq: number) => {
       const r = decodeResultText(lineOf.get(seq)!);
       if (!r.ok) throw new Error(`a verdict for an invalid input (seq ${seq})`);
-      return naiveMatch(set.rules, set.properties, r.value);
+      if (!matchers.has(set)) matchers.set(set, prepareNaiveMatch(set.rules, set.properties));
+      return matchers.get(set)!(r.value);
     };
     const unexplainedVersions: string[] = [];
     for (const [version, group] of byVersion) {

@@ -11,15 +11,27 @@ const isDigits = (s: string) => /^[0-9]+$/.test(s);
 
 /** Spec section 4, read literally. */
 export function naiveMatch(rules: readonly RuleRow[], properties: readonly PropertyRow[], r: RecognitionResult): Decision {
+  return prepareNaiveMatch(rules, properties)(r);
+}
+
+/**
+ * The same, with the rows grouped by rule once for many results (the nemesis checks thousands of
+ * verdicts against each rule set). The rows must not change while the matcher is used.
+ */
+export function prepareNaiveMatch(rules: readonly RuleRow[], properties: readonly PropertyRow[]): (r: RecognitionResult) => Decision {
   const kept = new Map<number, RuleRow>();
   for (const rule of rules) if (rule.action in SEVERITY && rule.minRatioBp <= 10_000) kept.set(rule.id, rule);
-  const t = Date.parse(r.recognizedAt);
   const byRule = new Map<number, PropertyRow[]>();
   for (const p of properties) {
     const list = byRule.get(p.ruleId) ?? [];
     list.push(p);
     byRule.set(p.ruleId, list);
   }
+  return (r) => matchLiterally(kept, byRule, r);
+}
+
+function matchLiterally(kept: ReadonlyMap<number, RuleRow>, byRule: ReadonlyMap<number, PropertyRow[]>, r: RecognitionResult): Decision {
+  const t = Date.parse(r.recognizedAt);
   const hits: Hit[] = [];
   for (const rule of kept.values()) {
     if (rule.state !== 1 || rule.isDeleted !== 0) continue;
