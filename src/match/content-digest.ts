@@ -34,7 +34,15 @@ class Murmur128 {
   }
 
   words32(view: Uint32Array): void {
-    for (let i = 0; i < view.length; i++) this.word(view[i]!);
+    let i = 0;
+    while (this.lane !== 0 && i < view.length) this.word(view[i++]!);
+    // Whole blocks straight from the view: the hot loop of a 185k-row table.
+    const blocks = i + ((view.length - i) & ~3);
+    for (; i < blocks; i += 4) {
+      this.mix(view[i]!, view[i + 1]!, view[i + 2]!, view[i + 3]!);
+      this.words += 4;
+    }
+    while (i < view.length) this.word(view[i++]!);
   }
 
   doubles(values: Float64Array): void {
@@ -44,7 +52,9 @@ class Murmur128 {
 
   bytes(values: Uint8Array): void {
     this.word(values.length);
-    for (let i = 0; i < values.length; i += 4) this.word(values[i]! | ((values[i + 1] ?? 0) << 8) | ((values[i + 2] ?? 0) << 16) | ((values[i + 3] ?? 0) << 24));
+    const padded = new Uint8Array((values.length + 3) & ~3);
+    padded.set(values);
+    this.words32(new Uint32Array(padded.buffer));
   }
 
   text(s: string): void {
@@ -54,8 +64,11 @@ class Murmur128 {
 
   private mixBlock(): void {
     const b = this.block;
-    let k1 = b[0]!, k2 = b[1]!, k3 = b[2]!, k4 = b[3]!;
     this.lane = 0;
+    this.mix(b[0]!, b[1]!, b[2]!, b[3]!);
+  }
+
+  private mix(k1: number, k2: number, k3: number, k4: number): void {
     k1 = Math.imul(k1, C1); k1 = rotl(k1, 15); k1 = Math.imul(k1, C2); this.h1 ^= k1;
     this.h1 = rotl(this.h1, 19); this.h1 = (this.h1 + this.h2) | 0; this.h1 = (Math.imul(this.h1, 5) + 0x561ccd1b) | 0;
     k2 = Math.imul(k2, C2); k2 = rotl(k2, 16); k2 = Math.imul(k2, C3); this.h2 ^= k2;

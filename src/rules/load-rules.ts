@@ -59,7 +59,7 @@ export function formatUtcDatetime(ms: number): string {
 }
 
 /** A row's mtime as epoch ms, computed by MySQL (no DATETIME text to parse per row, whatever the session's time zone). */
-const mtimeMs = (column: MySqlColumn): SQL<number> => sql<number>`TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', ${column}) DIV 1000`;
+const mtimeMs = (column: MySqlColumn): SQL<number> => sql<number>`CAST(TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', ${column}) DIV 1000 AS DOUBLE)`;
 
 const ruleColumns = {
   id: videoTortRule.id,
