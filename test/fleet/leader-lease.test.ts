@@ -37,6 +37,30 @@ function contender(kv: KV, holder: string, leaseMs: number) {
 }
 
 describe("leader lease", () => {
+  it("a holder that cannot lead hands the lease to one that can, and keeps it while no other can", async () => {
+    const kv = await bucket();
+    let aCanLead = true;
+    let bCanLead = false;
+    const roles = { a: [] as FleetRole[], b: [] as FleetRole[] };
+    const a = startLeaderLease(kv, { holder: "a", leaseMs: 1_200, log, onRole: (r) => roles.a.push(r), canLead: () => aCanLead, othersCanLead: async () => bCanLead });
+    await eventually(() => a.isLeader(), "a leading", 5_000, 10);
+    const b = startLeaderLease(kv, { holder: "b", leaseMs: 1_200, log, onRole: (r) => roles.b.push(r), canLead: () => bCanLead, othersCanLead: async () => aCanLead });
+    // a cannot read the tables, and neither can b: a keeps the lease (a lone leader keeps retrying).
+    aCanLead = false;
+    await new Promise((r) => setTimeout(r, 2_000));
+    expect([a.isLeader(), b.isLeader()]).toEqual([true, false]);
+    // b can: a gives way, and b takes the lease.
+    bCanLead = true;
+    await eventually(() => b.isLeader() && !a.isLeader(), "b leading", 5_000, 10);
+    // b stops and frees the lease: a, still unable to read, leaves it free for a lease to instances that can.
+    await b.release();
+    await new Promise((r) => setTimeout(r, 600));
+    expect(a.isLeader()).toBe(false);
+    // Left free for a whole lease with nobody able to read taking it: a takes it, to keep the fleet's refreshes retrying.
+    await eventually(() => a.isLeader(), "a leading again once nobody else took the lease", 5_000, 10);
+    await a.release();
+  });
+
   it("elects exactly one of several contenders, which keeps the lease by renewing it; a release hands it over at once", async () => {
     const kv = await bucket();
     const all = ["a", "b", "c", "d"].map((h) => contender(kv, h, 1_500));
