@@ -215,8 +215,12 @@ export const ruleCacheMachine = setup({
       // A follower leaves refreshes to the leader.
       return { role: event.role, ...(takesOver ? { refreshPending: true } : event.role === "follower" ? { refreshPending: false, fullPending: false } : {}) };
     }),
+    // A new version gets a fetch of its own; the same one re-announced (the leader confirming it) does
+    // not: an object refused once is not fetched again every refresh interval.
     setAnnounced: assign(({ context, event }) =>
-      event.type === "FLEET.CURRENT" && context.role !== "solo" ? { announced: event.version, failedFetch: null } : {},
+      event.type === "FLEET.CURRENT" && context.role !== "solo"
+        ? { announced: event.version, failedFetch: event.version === context.announced ? context.failedFetch : null }
+        : {},
     ),
     setPinned: assign(({ context, event }) => {
       if (event.type !== "FLEET.PINNED" || context.role === "solo") return {};

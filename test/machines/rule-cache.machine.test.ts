@@ -356,6 +356,19 @@ describe("rule-cache machine in a fleet", () => {
     expect(h.state()).toBe("ready");
     expect(h.fetches).toHaveLength(2);
     expect(h.ctx()).toMatchObject({ version: "v2", source: "database" });
+    // v3 announced; its object refused; the tables meanwhile hold other rows (v3b). The leader then
+    // confirms v3 every refresh interval: the refused object is not fetched again for that.
+    h.actor.send({ type: "FLEET.CURRENT", version: "v3" });
+    h.fetches[2]!.reject(new Error("the object's bytes do not match the SHA-256 its announcement names"));
+    await settle();
+    h.loads[2]!.resolve(snapshotNamed("v3b", "incremental"));
+    await settle();
+    h.actor.send({ type: "FLEET.CURRENT", version: "v3" });
+    h.actor.send({ type: "FLEET.CURRENT", version: "v3" });
+    expect(h.fetches).toHaveLength(3);
+    // A new version is fetched as usual.
+    h.actor.send({ type: "FLEET.CURRENT", version: "v4" });
+    expect(h.fetches).toHaveLength(4);
   });
 
   it("a pinned version is served while it exists; unpinned, the leader serves its own newest read again", async () => {
