@@ -141,8 +141,9 @@ program
 program
   .command("teardown")
   .description("delete what `run` created: its streams (with their messages and consumers), the config and rules buckets and the snapshot bucket")
-  .option("--yes", "really delete them (without it, the command lists them and fails)")
-  .action(async (opts: { yes?: boolean }) => {
+  .option("--yes", "really delete them (without it, the command lists what exists and fails)")
+  .option("--force", "delete even while instances are running on the consumer")
+  .action(async (opts: { yes?: boolean; force?: boolean }) => {
     const { teardown } = await import("./ops-commands.js");
     await teardown(opts);
   });

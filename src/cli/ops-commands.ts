@@ -9,6 +9,7 @@ import { createInterface } from "node:readline";
 import { isNotFound } from "../ingest/topology.js";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { loadConfig } from "../config.js";
+import { discoverFleet } from "../fleet/discover-fleet.js";
 import { connectNats } from "../ingest/nats-connection.js";
 import { isLiveConfigKey, LIVE_CONFIG_KEYS, parseLiveConfigValue } from "../live-config/parse-live-config.js";
 
@@ -76,12 +77,23 @@ export const configUnset = (key: string) =>
     process.stdout.write(`${config.TORT_CONFIG_BUCKET}.${key} unset: running instances use the environment's value\n`);
   });
 
-/** `tortmatch rules refresh [--full]`: publish the change notice; every running instance refreshes now (`--full`: reads both tables whole). */
+/** The instances registered on this deployment's consumer (service discovery; empty when none). */
+const runningInstances = (nc: NatsConnection, config: ReturnType<typeof loadConfig>) =>
+  discoverFleet(nc, { service: config.TORT_SERVICE_NAME, consumer: config.TORT_CONSUMER });
+
+/**
+ * `tortmatch rules refresh [--full]`: publish the change notice; every running instance refreshes now
+ * (`--full`: reads both tables whole). With no instance running, it says so and fails: nothing refreshed.
+ */
 export const notifyRulesChanged = (options: { full?: boolean } = {}) =>
   withNats(async (nc, config) => {
     nc.publish(config.TORT_RULES_CHANGED_SUBJECT, options.full ? JSON.stringify({ full: true }) : undefined);
     await nc.flush();
-    process.stdout.write(`${options.full ? "full-reload " : ""}notice published on ${config.TORT_RULES_CHANGED_SUBJECT}\n`);
+    const running = await runningInstances(nc, config);
+    if (running.length === 0) {
+      throw new Error(`${options.full ? "full-reload " : ""}notice published on ${config.TORT_RULES_CHANGED_SUBJECT}, but no instance is running on consumer ${config.TORT_CONSUMER}: nothing refreshed (an instance reads the tables when it starts)`);
+    }
+    process.stdout.write(`${options.full ? "full-reload " : ""}notice published on ${config.TORT_RULES_CHANGED_SUBJECT}: ${running.length} running instance(s) refresh now\n`);
   });
 
 /** Publishes awaiting their PubAcks at once, at most (bounds memory and the server's inflow). */
@@ -138,14 +150,32 @@ export function createdBy(config: ReturnType<typeof loadConfig>) {
 /**
  * `tortmatch teardown --yes`: delete what `run` created — the input, verdict,
  * dead-letter and exhausted-deliveries streams (with the durable consumers)
- * and the config bucket. Without `--yes` it only lists them and fails.
+ * and the buckets. Without `--yes` it lists what exists (with message counts)
+ * and fails; while instances are registered on the consumer it refuses
+ * unless `--force`.
  */
-export const teardown = (options: { yes?: boolean }) =>
+export const teardown = (options: { yes?: boolean; force?: boolean }) =>
   withNats(async (nc, config) => {
     const { streams, buckets } = createdBy(config);
-    const listing = `streams ${streams.join(", ")} (with every message and consumer in them) and ${buckets.map((b) => `${b.kind} ${b.name}`).join(", ")}`;
-    if (!options.yes) throw new Error(`teardown deletes ${listing}; run it again with --yes to do so`);
     const jsm = await jetstreamManager(nc);
+    const existing: string[] = [];
+    for (const [stream, what] of [...streams.map((s) => [s, `stream ${s}`] as const), ...buckets.map((b) => [b.stream, `${b.kind} ${b.name}`] as const)]) {
+      try {
+        const info = await jsm.streams.info(stream);
+        existing.push(`${what} (${info.state.messages} messages)`);
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+      }
+    }
+    if (existing.length === 0) {
+      process.stdout.write(`nothing to delete: none of ${streams.join(", ")} or the buckets exists\n`);
+      return;
+    }
+    const running = await runningInstances(nc, config);
+    if (running.length > 0 && !options.force) {
+      throw new Error(`${running.length} instance(s) are running on consumer ${config.TORT_CONSUMER} (${running.map((i) => i.id).join(", ")}): stop them first, or add --force to delete from under them`);
+    }
+    if (!options.yes) throw new Error(`teardown deletes ${existing.join(", ")} (with every message and consumer in them); run it again with --yes to do so`);
     for (const stream of [...streams, ...buckets.map((b) => b.stream)]) {
       try {
         await jsm.streams.delete(stream);

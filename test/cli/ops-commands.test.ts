@@ -1,5 +1,7 @@
 import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
+import { Svcm } from "@nats-io/services";
+import type { NatsConnection } from "@nats-io/transport-node";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -9,7 +11,7 @@ import { connectTest, readStream, removeTopology, testConfig, uniqueNames } from
 import { resultLines } from "../support/service.js";
 
 const names = uniqueNames();
-const env = { NATS_URL: names.NATS_URL!, TORT_CONFIG_BUCKET: names.TORT_CONFIG_BUCKET!, TORT_RULES_CHANGED_SUBJECT: names.TORT_RULES_CHANGED_SUBJECT! };
+const env = { NATS_URL: names.NATS_URL!, TORT_CONFIG_BUCKET: names.TORT_CONFIG_BUCKET!, TORT_RULES_CHANGED_SUBJECT: names.TORT_RULES_CHANGED_SUBJECT!, TORT_CONSUMER: names.TORT_CONSUMER! };
 
 afterAll(async () => {
   const nc = await connectTest();
@@ -83,6 +85,15 @@ describe("operator commands", () => {
     expect(refused.code).toBe(1);
     expect(refused.stderr).toContain(config.TORT_INPUT_STREAM);
     expect(refused.stderr).toContain("--yes");
+    // The preview lists what exists, with its messages; not what does not.
+    expect(refused.stderr).toContain(`stream ${config.TORT_INPUT_STREAM} (0 messages)`);
+    expect(refused.stderr).not.toContain(config.TORT_DEADLETTER_STREAM);
+    // While an instance is registered on the consumer: refused, even with --yes, unless --force.
+    const instance = await registerInstance(nc, config.TORT_CONSUMER);
+    const busy = await runCli(["teardown", "--yes"], all);
+    expect(busy.code).toBe(1);
+    expect(busy.stderr).toContain(`1 instance(s) are running on consumer ${config.TORT_CONSUMER}`);
+    await instance.stop();
     expect((await jsm.streams.info(config.TORT_INPUT_STREAM)).config.name).toBe(config.TORT_INPUT_STREAM);
     const done = await runCli(["teardown", "--yes"], all);
     expect(done.code, done.stderr).toBe(0);
@@ -96,7 +107,7 @@ describe("operator commands", () => {
     await nc.drain();
   });
 
-  it("rules refresh publishes the change notice", async () => {
+  it("rules refresh publishes the change notice, and says when no instance is running to act on it", async () => {
     const nc = await connectTest();
     const sub = nc.subscribe(env.TORT_RULES_CHANGED_SUBJECT, { max: 1 });
     const got = (async () => {
@@ -104,9 +115,15 @@ describe("operator commands", () => {
       return false;
     })();
     await nc.flush();
+    const alone = await runCli(["rules", "refresh"], env);
+    expect(alone.code).toBe(1);
+    expect(alone.stderr).toContain(`no instance is running on consumer ${env.TORT_CONSUMER}: nothing refreshed`);
+    expect(await got).toBe(true);
+    // With an instance registered on the consumer (the NATS service every instance registers).
+    const instance = await registerInstance(nc, env.TORT_CONSUMER);
     const run = await runCli(["rules", "refresh"], env);
     expect(run.code, run.stderr).toBe(0);
-    expect(await got).toBe(true);
+    expect(run.stdout).toContain("1 running instance(s) refresh now");
     const full = nc.subscribe(env.TORT_RULES_CHANGED_SUBJECT, { max: 1 });
     const body = (async () => {
       for await (const m of full) return m.string();
@@ -115,6 +132,12 @@ describe("operator commands", () => {
     await nc.flush();
     expect((await runCli(["rules", "refresh", "--full"], env)).code).toBe(0);
     expect(JSON.parse(await body)).toEqual({ full: true });
+    await instance.stop();
     await nc.drain();
   });
 });
+
+/** What discovery sees of a running instance: the NATS service registered on `consumer` (as `run` registers it). */
+function registerInstance(nc: NatsConnection, consumer: string) {
+  return new Svcm(nc).add({ name: "tortmatch", version: "0.0.0", metadata: { consumer, input_stream: "x" }, statsHandler: async () => ({}) });
+}
