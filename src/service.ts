@@ -16,7 +16,7 @@ import type { Config } from "./config.js";
 import { createByteBudget, type ByteBudget } from "./gate/byte-budget.js";
 import { createConcurrencyLimit, type ConcurrencyLimit } from "./gate/concurrency-limit.js";
 import { pollConsumerLag, type ConsumerLag } from "./ingest/consumer-lag.js";
-import { ensureTopology } from "./ingest/topology.js";
+import { ensureTopology, EXHAUSTED_MAX_DELIVER } from "./ingest/topology.js";
 import { watchLiveConfig } from "./live-config/watch-live-config.js";
 import type { RuleSnapshot } from "./match/snapshot.js";
 import { createLatencyWindow, type LatencyWindow } from "./ops/history.js";
@@ -419,6 +419,8 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
             metrics.exhaustedSettled(settled.outcome);
             if (settled.deadLetter !== undefined) metrics.deadLettered(settled.deadLetter);
           },
+          maxDeliver: EXHAUSTED_MAX_DELIVER,
+          onGaveUp: () => metrics.exhaustedGivenUp(),
         });
         return () => void worker.stop();
       }),

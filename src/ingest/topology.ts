@@ -36,12 +36,35 @@ export const isNotFound = (err: unknown) =>
 /** The server's subject for the advisory it publishes when a message of `consumer` runs out of deliveries. */
 export const maxDeliveriesAdvisory = (stream: string, consumer: string) => `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${stream}.${consumer}`;
 
-async function ensureStream(jsm: JetStreamManager, config: Partial<StreamConfig> & { name: string }, minDuplicateWindowMs: number | null, log: Logger): Promise<void> {
+/**
+ * The exhausted-deliveries stream's retention: its advisories are small (~0.5 KB) and acked once
+ * settled, but the stream keeps them (limits retention): at most 100,000, none older than 14 days.
+ */
+export const EXHAUSTED_RETENTION = { max_msgs: 100_000, max_age: nanos(14 * 24 * 3_600_000) } as const;
+/** Deliveries of one advisory before the worker gives its input up (then logged at error level and counted). */
+export const EXHAUSTED_MAX_DELIVER = 20;
+
+async function ensureStream(
+  jsm: JetStreamManager,
+  config: Partial<StreamConfig> & { name: string },
+  minDuplicateWindowMs: number | null,
+  log: Logger,
+  /** Limits a stream created without them gets added (never loosened). */
+  limits?: { max_msgs: number; max_age: number },
+): Promise<void> {
   try {
     const info = await jsm.streams.info(config.name);
     if (minDuplicateWindowMs !== null && info.config.duplicate_window < nanos(minDuplicateWindowMs)) {
       await jsm.streams.update(config.name, { ...info.config, duplicate_window: nanos(minDuplicateWindowMs) });
       log.warn({ stream: config.name, duplicateWindowMs: minDuplicateWindowMs }, "widened the stream's duplicate window to cover redeliveries");
+    }
+    if (limits !== undefined && (info.config.max_msgs <= 0 || info.config.max_age === 0)) {
+      const bounded = {
+        max_msgs: info.config.max_msgs > 0 ? info.config.max_msgs : limits.max_msgs,
+        max_age: info.config.max_age > 0 ? info.config.max_age : limits.max_age,
+      };
+      await jsm.streams.update(config.name, { ...info.config, ...bounded });
+      log.warn({ stream: config.name, maxMessages: bounded.max_msgs, maxAgeHours: bounded.max_age / 3.6e12 }, "bounded the stream's retention");
     }
   } catch (err) {
     if (!isNotFound(err)) throw err;
@@ -68,13 +91,14 @@ export async function ensureTopology(jsm: JetStreamManager, o: TopologyOptions, 
   );
   await ensureStream(
     jsm,
-    { name: o.exhaustedStream, subjects: [maxDeliveriesAdvisory(o.inputStream, o.consumer)], num_replicas: replicas },
+    { name: o.exhaustedStream, subjects: [maxDeliveriesAdvisory(o.inputStream, o.consumer)], num_replicas: replicas, ...EXHAUSTED_RETENTION },
     null,
     log,
+    EXHAUSTED_RETENTION,
   );
   await ensureConsumer(jsm, o.inputStream, o.consumer, { ack_wait: nanos(o.ackWaitMs), max_deliver: o.maxDeliver + 1, max_ack_pending: o.maxAckPending }, log);
   // The exhausted-deliveries worker: few messages, each settled with a get and a publish.
-  await ensureConsumer(jsm, o.exhaustedStream, o.consumer, { ack_wait: nanos(o.ackWaitMs), max_deliver: 20, max_ack_pending: 1_000 }, log);
+  await ensureConsumer(jsm, o.exhaustedStream, o.consumer, { ack_wait: nanos(o.ackWaitMs), max_deliver: EXHAUSTED_MAX_DELIVER, max_ack_pending: 1_000 }, log);
 }
 
 async function ensureConsumer(

@@ -189,6 +189,11 @@ export function createMetrics(sources: MetricsSources) {
   lagGauge("tortmatch_consumer_ack_pending_messages", "Messages delivered to the durable consumer and not yet acknowledged, across every instance", (l) => l.ackPending);
   lagGauge("tortmatch_consumer_redelivered_messages", "Messages delivered more than once and not yet acknowledged", (l) => l.redelivered);
   for (const kind of ["full", "incremental"]) for (const result of ["ok", "error", "over_budget"]) loads.inc({ kind, result }, 0);
+  const givenUp = new Counter({
+    name: "tortmatch_exhausted_given_up_total",
+    help: "Inputs whose deliveries ran out and that the exhausted-deliveries worker could not settle either, after its own last delivery: no verdict, no dead letter (each logged at error level with its stream sequence)",
+    registers: [registry],
+  });
   const rowsRead = new Counter({ name: "tortmatch_rule_rows_read_total", help: "Rows read from the rule tables by this instance (a follower in a fleet reads none)", registers: [registry] });
   const fetches = labelledCounter("tortmatch_rule_fetches_total", "Rule snapshots fetched from the fleet's snapshot store, by result (refused: the object failed its checks)", "result", ["ok", "error", "refused"]);
   const publishes = labelledCounter("tortmatch_rule_publishes_total", "Rule snapshots this instance published for the fleet, by result", "result", ["ok", "error"]);
@@ -221,6 +226,7 @@ export function createMetrics(sources: MetricsSources) {
     /** What /metrics serves: the process's metrics and this service's. */
     registry: Registry.merge([processMetrics(), registry]),
     exhaustedSettled: (outcome: Outcome) => exhausted.inc({ outcome }),
+    exhaustedGivenUp: () => givenUp.inc(),
     deadLettered: (reason: DeadLetterClass) => deadLetters.inc({ reason }),
     /** A message settled this long after it was stored in the input stream (its outcome is counted by ServiceStats). */
     settledAfter: (endToEndSeconds: number) => endToEnd.observe(endToEndSeconds),

@@ -9,7 +9,11 @@
  * one gets its verdict (the Msg-Id makes that safe if one exists already), or
  * a dead letter when the verdict stream refuses it — then acks the advisory.
  * What it cannot settle yet (no snapshot, NATS trouble) it retries with the
- * advisory's own redeliveries (bounded: max_deliver 20 on that consumer).
+ * advisory's own redeliveries, bounded by `maxDeliver` (EXHAUSTED_MAX_DELIVER, 20, on
+ * that consumer): on the last one it gives the input up, never silently — an error
+ * log naming the input's stream sequence (it stays in the input stream for an
+ * operator) and `onGaveUp` (the metric `tortmatch_exhausted_given_up_total`, alert
+ * `TortmatchInputsGivenUp`).
  */
 import { type Consumer, type JetStreamManager, type JsMsg } from "@nats-io/jetstream";
 import type { Logger } from "pino";
@@ -30,6 +34,10 @@ export interface ExhaustedWorkerOptions {
   readonly now: () => Date;
   readonly log: Logger;
   readonly onSettled?: (settled: Settled) => void;
+  /** The advisory consumer's max_deliver: on that delivery, an input that still cannot be settled is given up. */
+  readonly maxDeliver: number;
+  /** Told of each input given up (after its advisory's last delivery). */
+  readonly onGaveUp?: (source: { stream: string; seq: number }, reason: string) => void;
 }
 
 export interface ExhaustedWorker {
@@ -55,6 +63,19 @@ export function startExhaustedWorker(o: ExhaustedWorkerOptions): ExhaustedWorker
       return;
     }
     const source = { stream: o.inputStream, seq: body.stream_seq };
+    // Not settled yet: try again later, or, on the advisory's last delivery, give the input up loudly.
+    const retry = (reason: string) => {
+      if (advisory.info.deliveryCount < o.maxDeliver) {
+        advisory.nak(o.retryDelayMs);
+        return;
+      }
+      o.log.error(
+        { ...source, deliveries: advisory.info.deliveryCount, reason },
+        "an input whose deliveries ran out could not be settled: given up (it stays in the input stream at this sequence; publish it again to have it matched)",
+      );
+      o.onGaveUp?.(source, reason);
+      advisory.term();
+    };
     let data: Uint8Array;
     let storedAtMs: number;
     try {
@@ -68,13 +89,13 @@ export function startExhaustedWorker(o: ExhaustedWorkerOptions): ExhaustedWorker
       storedAtMs = stored.time.getTime();
     } catch (err) {
       o.log.warn({ ...source, err: (err as Error).message }, "reading back an input whose deliveries ran out failed; will retry");
-      advisory.nak(o.retryDelayMs);
+      retry(`reading it back failed: ${(err as Error).message}`);
       return;
     }
     const checked = decodeResult(data);
     const snapshot = o.snapshot();
     if (checked.ok && snapshot === null) {
-      advisory.nak(o.retryDelayMs); // a valid input needs a snapshot for its verdict
+      retry("no rule snapshot to match it with"); // a valid input needs a snapshot for its verdict
       return;
     }
     const decided = decideVerdict(checked, snapshot!, source, o.now().toISOString());
@@ -87,7 +108,7 @@ export function startExhaustedWorker(o: ExhaustedWorkerOptions): ExhaustedWorker
         storedAtMs,
         ack: () => advisory.ack(),
         term: () => advisory.ack(),
-        nak: () => advisory.nak(o.retryDelayMs),
+        nak: () => retry("its verdict or dead letter could not be published"),
         working: () => advisory.working(),
       },
       decided,
