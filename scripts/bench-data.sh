@@ -6,5 +6,5 @@ export DATABASE_URL="${BENCH_DATABASE_URL:-mysql://root@127.0.0.1:3306/tortmatch
 mkdir -p artifacts
 node bin/tortmatch.js db migrate --create-database
 if [ ! -s artifacts/bench-results.ndjson ] || [ "${BENCH_RESEED:-0}" = 1 ]; then
-  node bin/tortmatch.js seed --results 50000 --results-out artifacts/bench-results.ndjson
+  node bin/tortmatch.js seed --replace --results 50000 --results-out artifacts/bench-results.ndjson
 fi

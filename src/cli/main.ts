@@ -189,7 +189,8 @@ withConfigFlags(withDatasetOptions(program
   .description("replace the rule tables with a realistic, deterministic dataset; optionally write results to replay"))
   .option("--results <n>", "recognition results to write with --results-out", positiveInt("--results"), 50_000)
   .option("--results-out <file>", "write recognition results (NDJSON, some invalid on purpose) to this file")
-  .option("--no-rules-write", "only write the results file; leave the database alone"))
+  .option("--no-rules-write", "only write the results file; leave the database alone")
+  .option("--replace", "replace rule tables that already hold rows (the swap is atomic: an interruption leaves the old tables)"))
   .action(async (opts) => {
     const { seedCommand } = await import("./seed-command.js");
     await seedCommand(configFrom(opts), opts);

@@ -7,7 +7,7 @@ import type { Config } from "../config.js";
 import { createLogger } from "../ops/logger.js";
 import { migrateRuleTables, openRuleDatabase } from "../rules/database.js";
 import { generateProperties, generateResultLines, generateRules } from "../seed/generate-dataset.js";
-import { writeRules } from "../seed/write-rules.js";
+import { ruleTableRows, writeRules } from "../seed/write-rules.js";
 
 interface SeedOptions {
   rules: number;
@@ -16,6 +16,8 @@ interface SeedOptions {
   results: number;
   resultsOut?: string;
   rulesWrite: boolean;
+  /** Replace rule tables that already hold rows (without it, seed refuses them). */
+  replace?: boolean;
 }
 
 function progressBar(label: string, total: number): SingleBar {
@@ -36,6 +38,12 @@ export async function seedCommand(config: Config, opts: SeedOptions): Promise<vo
     try {
       await database.ping();
       await migrateRuleTables(database);
+      const held = await ruleTableRows(database);
+      if ((held.rules > 0 || held.properties > 0) && !opts.replace) {
+        throw new Error(
+          `the rule tables of ${database.describe} hold ${held.rules} rules and ${held.properties} properties: seed replaces them, so it asks for --replace (or --no-rules-write to write only results)`,
+        );
+      }
       const bar = progressBar("rule rows", opts.rules + opts.properties);
       const written = await writeRules(database, generateRules(dataset), generateProperties(dataset), (n) => bar.increment(n));
       bar.stop();
