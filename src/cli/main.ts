@@ -196,9 +196,8 @@ withConfigFlags(withDatasetOptions(program
     await seedCommand(configFrom(opts), opts);
   });
 
-program
-  .command("db")
-  .description("database administration")
+const dbCommand = program.command("db").description("database administration");
+dbCommand
   .command("migrate")
   .description("apply the committed migrations (safe to run twice)")
   .option("--create-database", "create the database named in DATABASE_URL first when it does not exist")
@@ -206,6 +205,14 @@ program
   .action(async (opts: { createDatabase?: boolean; databaseUrl?: string }) => {
     const { migrateCommand } = await import("./migrate-command.js");
     await migrateCommand(configFrom(opts), opts);
+  });
+dbCommand
+  .command("check")
+  .description("verify the rule tables against the contract (columns, types, indexes) without writing; for tables another team owns")
+  .option("--database-url <url>", "overrides DATABASE_URL")
+  .action(async (opts: { databaseUrl?: string }) => {
+    const { checkCommand } = await import("./migrate-command.js");
+    await checkCommand(configFrom(opts));
   });
 
 try {

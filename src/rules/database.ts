@@ -131,7 +131,18 @@ const MIGRATIONS = [new URL("../../drizzle/", import.meta.url), new URL("../../.
   .map((u) => fileURLToPath(u))
   .find((dir) => existsSync(`${dir}meta/_journal.json`))!;
 
-/** Apply the committed drizzle migrations; running it twice changes nothing. */
+/** Apply the committed drizzle migrations; running it twice changes nothing. A failure says MySQL's reason, not drizzle's SQL. */
 export async function migrateRuleTables(database: RuleDatabase): Promise<void> {
-  await migrate(database.db, { migrationsFolder: MIGRATIONS });
+  try {
+    await migrate(database.db, { migrationsFolder: MIGRATIONS });
+  } catch (err) {
+    const code = deepestCode(err);
+    const hint =
+      code === "ER_TABLE_EXISTS_ERROR"
+        ? ": the rule tables exist without tortmatch's migration bookkeeping (another team owns them?). tortmatch only reads them and never needs to create them: `tortmatch db check` verifies them against the contract"
+        : code === "ER_BAD_DB_ERROR"
+          ? ": add --create-database to create it first"
+          : "";
+    throw new RuleStoreError(`migrating ${database.describe} failed: ${describeDatabaseFailure(err)}${hint}`, { cause: err });
+  }
 }
