@@ -1,9 +1,15 @@
-/** `tortmatch explain [--in FILE] [--json]`: why one recognition result did or did not hit each rule naming its assets. */
+/**
+ * `tortmatch explain [--in FILE] [--json] [--from-fleet]`: why one recognition result did or did not hit
+ * each rule naming its assets — with the rules read from the tables, or (`--from-fleet`) as a running
+ * instance answers on its explain endpoint, with the snapshot it serves.
+ */
 import { readFile } from "node:fs/promises";
 import type { Config } from "../config.js";
 import { decodeResult } from "../ingest/decode-result.js";
 import { explainResult, formatExplanation } from "../match/explain.js";
 import { matchResult } from "../match/match-result.js";
+import { connectNats } from "../ingest/nats-connection.js";
+import type { RuleExplanation } from "../match/explain.js";
 import { openRuleDatabase } from "../rules/database.js";
 import { createRuleLoader } from "../rules/load-rules.js";
 
@@ -22,11 +28,32 @@ async function readInput(file: string | undefined): Promise<Uint8Array> {
   return Buffer.concat(chunks);
 }
 
-export async function explainCommand(config: Config, opts: { in?: string; json?: boolean }): Promise<void> {
+/** The explanation of a running instance (the explain endpoint's queue group answers once). */
+async function explainOnFleet(config: Config, body: Uint8Array): Promise<{ rulesVersion: string; action: string; ruleId: number | null; rules: RuleExplanation[] }> {
+  const nc = await connectNats(config, "tortmatch-cli");
+  try {
+    const reply = await nc.request(config.TORT_EXPLAIN_SUBJECT, body, { timeout: 10_000 }).catch((err: Error) => {
+      throw new Error(/no responders|503/i.test(err.message) ? `no instance answers ${config.TORT_EXPLAIN_SUBJECT}: is one running (tortmatch fleet)?` : `asking ${config.TORT_EXPLAIN_SUBJECT} failed: ${err.message}`);
+    });
+    const answer = reply.json<{ error?: string; rulesVersion: string; action: string; ruleId: number | null; rules: RuleExplanation[] }>();
+    if (answer.error !== undefined) throw new Error(`the running instance answered: ${answer.error}`);
+    return answer;
+  } finally {
+    await nc.drain();
+  }
+}
+
+export async function explainCommand(config: Config, opts: { in?: string; json?: boolean; fromFleet?: boolean }): Promise<void> {
   const bytes = await readInput(opts.in);
   // A result as it would arrive: trailing whitespace and newlines of a file are not part of it.
-  const checked = decodeResult(new TextEncoder().encode(new TextDecoder().decode(bytes).trim()));
+  const body = new TextEncoder().encode(new TextDecoder().decode(bytes).trim());
+  const checked = decodeResult(body);
   if (!checked.ok) throw new Error(`not a valid recognition result: ${checked.reason}`);
+  if (opts.fromFleet) {
+    const answer = await explainOnFleet(config, body);
+    print(answer, opts.json === true);
+    return;
+  }
   const database = openRuleDatabase({ url: config.DATABASE_URL });
   let snapshot;
   try {
@@ -34,13 +61,16 @@ export async function explainCommand(config: Config, opts: { in?: string; json?:
   } finally {
     await database.close();
   }
-  const rules = explainResult(snapshot, checked.value);
   const decision = matchResult(snapshot, checked.value);
-  if (opts.json) {
-    process.stdout.write(`${JSON.stringify({ rulesVersion: snapshot.version, action: decision.action, ruleId: decision.ruleId, rules })}\n`);
+  print({ rulesVersion: snapshot.version, action: decision.action, ruleId: decision.ruleId, rules: explainResult(snapshot, checked.value) }, opts.json === true);
+}
+
+function print(e: { rulesVersion: string; action: string; ruleId: number | null; rules: readonly RuleExplanation[] }, json: boolean): void {
+  if (json) {
+    process.stdout.write(`${JSON.stringify(e)}\n`);
     return;
   }
-  for (const e of rules) process.stdout.write(`${formatExplanation(e)}\n`);
-  if (rules.length === 0) process.stdout.write("no rule names any of its assets\n");
-  process.stdout.write(`verdict: ${decision.action}${decision.ruleId === null ? "" : ` (rule ${decision.ruleId})`} with rules ${snapshot.version}\n`);
+  for (const rule of e.rules) process.stdout.write(`${formatExplanation(rule)}\n`);
+  if (e.rules.length === 0) process.stdout.write("no rule names any of its assets\n");
+  process.stdout.write(`verdict: ${e.action}${e.ruleId === null ? "" : ` (rule ${e.ruleId})`} with rules ${e.rulesVersion}\n`);
 }

@@ -139,6 +139,17 @@ program
   });
 
 program
+  .command("verdicts")
+  .description("print the verdicts in the verdict stream, oldest first (the last 20 by default); --follow keeps printing new ones")
+  .option("--last <n>", "how many of the newest (0: all)", positiveInt("--last"), 20)
+  .option("--follow", "keep printing new verdicts until Ctrl-C")
+  .option("--json", "the verdicts as NDJSON, as published")
+  .action(async (opts: { last: number; follow?: boolean; json?: boolean }) => {
+    const { verdictsCommand } = await import("./verdicts-command.js");
+    await verdictsCommand(opts);
+  });
+
+program
   .command("teardown")
   .description("delete what `run` created: its streams (with their messages and consumers), the config and rules buckets and the snapshot bucket")
   .option("--yes", "really delete them (without it, the command lists what exists and fails)")
@@ -178,8 +189,9 @@ withConfigFlags(
     .command("explain")
     .description("why one recognition result (JSON, from --in or stdin) hits or misses each rule naming its assets")
     .option("--in <file>", "the recognition result (default: stdin)")
-    .option("--json", "one JSON object: rulesVersion, action, ruleId, and each rule's explanation"),
-).action(async (opts: Record<string, unknown> & { in?: string; json?: boolean }) => {
+    .option("--json", "one JSON object: rulesVersion, action, ruleId, and each rule's explanation")
+    .option("--from-fleet", "ask a running instance (its explain endpoint), with the rules it serves, instead of reading the tables"),
+).action(async (opts: Record<string, unknown> & { in?: string; json?: boolean; fromFleet?: boolean }) => {
   const { explainCommand } = await import("./explain-command.js");
   await explainCommand(configFrom(opts), opts);
 });
