@@ -6,7 +6,7 @@
  *
  * Memory is bounded by the input stream's retained range, not by what either
  * stream holds in bytes: the recorded verdicts are indexed by input sequence in
- * typed arrays (an action code and the winning rule id: 5 bytes per input), and
+ * typed arrays (an action code and the winning rule id: 9 bytes per input compared), and
  * `--out` marks changed inputs in a bitset, then writes them in a second pass
  * over the verdict stream, reading each changed input back by sequence.
  */
@@ -136,11 +136,7 @@ export async function runWhatIf(o: WhatIfOptions): Promise<WhatIfReport> {
   const info = await o.jsm.streams.info(o.inputStream);
   const first = info.state.first_seq;
   const last = info.state.last_seq;
-  const n = Math.max(0, last - first + 1);
-  const actionBySeq = new Uint8Array(n);
-  const ruleBySeq = new Float64Array(n); // the winning rule id; NaN for none
-  const hitsBefore = new Map<number, number>();
-  const count = (m: Map<number, number>, id: number) => m.set(id, (m.get(id) ?? 0) + 1);
+  const retained = last >= first && info.state.messages > 0;
 
   // Where the inputs start: a sequence, the first input stored at or after an instant, or the first retained.
   let startSeq = o.fromSeq !== undefined ? Math.max(first, o.fromSeq) : first;
@@ -148,7 +144,7 @@ export async function runWhatIf(o: WhatIfOptions): Promise<WhatIfReport> {
     startSeq = last + 1;
     // Nothing stored at or after the instant (an idle stream): nothing to read. An ordered consumer
     // started past the last message would wait for the next one for ever.
-    const newest = n > 0 ? await o.jsm.streams.getMessage(o.inputStream, { seq: last }).catch(() => null) : null;
+    const newest = retained ? await o.jsm.streams.getMessage(o.inputStream, { seq: last }).catch(() => null) : null;
     if (newest !== null && newest.time.getTime() >= o.sinceMs) {
       for await (const { seq } of readStream(o.js, o.inputStream, last, { sinceMs: o.sinceMs })) {
         startSeq = seq;
@@ -156,6 +152,14 @@ export async function runWhatIf(o: WhatIfOptions): Promise<WhatIfReport> {
       }
     }
   }
+
+  // The index covers the inputs compared only (from startSeq): 9 bytes each (an action code, the winning rule id).
+  const base = startSeq;
+  const n = Math.max(0, last - base + 1);
+  const actionBySeq = new Uint8Array(n);
+  const ruleBySeq = new Float64Array(n); // the winning rule id; NaN for none
+  const hitsBefore = new Map<number, number>();
+  const count = (m: Map<number, number>, id: number) => m.set(id, (m.get(id) ?? 0) + 1);
 
   // 1. The recorded verdicts, indexed by input sequence (the last one wins if there are two);
   //    the rules they hit counted for the inputs that will be compared.
@@ -165,12 +169,12 @@ export async function runWhatIf(o: WhatIfOptions): Promise<WhatIfReport> {
       // The source from the body (parsed anyway for the rule ids): no header decoding per verdict.
       const v = readVerdict(m.string(), o.inputStream);
       const seq = v.seq;
-      if (!(seq >= first && seq <= last)) continue;
+      if (!(seq >= base && seq <= last)) continue;
       const code = CODE.get(m.subject.slice(m.subject.lastIndexOf(".") + 1));
       if (code === undefined) continue;
-      if (actionBySeq[seq - first] === 0 && seq >= startSeq) for (const id of v.hits) count(hitsBefore, id);
-      actionBySeq[seq - first] = code;
-      ruleBySeq[seq - first] = v.ruleId ?? Number.NaN;
+      if (actionBySeq[seq - base] === 0) for (const id of v.hits) count(hitsBefore, id);
+      actionBySeq[seq - base] = code;
+      ruleBySeq[seq - base] = v.ruleId ?? Number.NaN;
     }
   }
 
@@ -190,7 +194,7 @@ export async function runWhatIf(o: WhatIfOptions): Promise<WhatIfReport> {
         summary.invalid++;
         continue;
       }
-      const code = actionBySeq[inputSeq - first]!;
+      const code = actionBySeq[inputSeq - base]!;
       if (code === 0) {
         summary.noVerdict++;
         continue;
@@ -198,7 +202,7 @@ export async function runWhatIf(o: WhatIfOptions): Promise<WhatIfReport> {
       summary.compared++;
       const after = matchResult(o.candidate, checked.value);
       for (const h of after.hits) count(hitsAfter, h.ruleId);
-      const beforeRule = ruleBySeq[inputSeq - first]!;
+      const beforeRule = ruleBySeq[inputSeq - base]!;
       const before = { action: ACTION_OF[code]!, ruleId: Number.isNaN(beforeRule) ? null : beforeRule };
       if (before.action === after.action && before.ruleId === after.ruleId) {
         summary.unchanged++;
@@ -212,7 +216,7 @@ export async function runWhatIf(o: WhatIfOptions): Promise<WhatIfReport> {
         perTransition.set(key, kept + 1);
         samples.push({ seq: inputSeq, before, after: { action: after.action, ruleId: after.ruleId } });
       }
-      if (changedBits) changedBits[(inputSeq - first) >> 3]! |= 1 << ((inputSeq - first) & 7);
+      if (changedBits) changedBits[(inputSeq - base) >> 3]! |= 1 << ((inputSeq - base) & 7);
     }
   }
   o.onProgress?.(summary.inputs, summary.inputs);
@@ -222,8 +226,8 @@ export async function runWhatIf(o: WhatIfOptions): Promise<WhatIfReport> {
     const now = o.now ?? (() => new Date());
     for await (const { msg: m } of readStream(o.js, o.verdictStream, verdictsInfo.state.last_seq, { seq: verdictsInfo.state.first_seq })) {
       const seq = readVerdict(m.string(), o.inputStream).seq;
-      if (!(seq >= first && seq <= last) || (changedBits[(seq - first) >> 3]! & (1 << ((seq - first) & 7))) === 0) continue;
-      changedBits[(seq - first) >> 3]! &= ~(1 << ((seq - first) & 7)); // once, even if two verdicts were recorded
+      if (!(seq >= base && seq <= last) || (changedBits[(seq - base) >> 3]! & (1 << ((seq - base) & 7))) === 0) continue;
+      changedBits[(seq - base) >> 3]! &= ~(1 << ((seq - base) & 7)); // once, even if two verdicts were recorded
       const input = await o.jsm.streams.getMessage(o.inputStream, { seq });
       const checked = input === null ? null : decodeResult(input.data);
       if (checked === null || !checked.ok) continue;
