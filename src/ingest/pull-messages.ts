@@ -31,6 +31,14 @@ import { jsMessage } from "./js-message.js";
  */
 export const MESSAGE_RESERVE_BYTES = MAX_RESULT_BYTES + 64 * 1024;
 
+/**
+ * The reserve per message asked for on a connection: the largest message the server accepts
+ * (`max_payload`, headers included) and room for its subject, at least MESSAGE_RESERVE_BYTES. A server
+ * whose max_payload is 8 MiB can deliver 8 MiB messages (decoding then refuses them): the budget must
+ * hold for those too, not only for valid results.
+ */
+export const messageReserve = (nc: Pick<NatsConnection, "info">) => Math.max(MESSAGE_RESERVE_BYTES, (nc.info?.max_payload ?? 0) + 64 * 1024);
+
 /** A pulled message and the bytes of the budget it holds until settled. */
 export interface PulledMessage {
   readonly msg: JsMsg;
@@ -112,13 +120,28 @@ export function pullMessages(source: PullSource, limit: ConcurrencyLimit, budget
     let lastHeard = performance.now();
     let prefix = "";
     let inbox: Subscription | null = null;
+    /**
+     * This connection's reserve per message, read again whenever no request is open (after a reset).
+     * Never more than the whole budget (one message at a time then): a budget smaller than the
+     * largest message the server accepts is said once.
+     */
+    let warnedSmallBudget = false;
+    const reserveNow = () => {
+      const wanted = messageReserve(nc);
+      if (wanted > budget.maxBytes && !warnedSmallBudget) {
+        warnedSmallBudget = true;
+        log.warn({ maxPayload: nc.info?.max_payload, maxInflightBytes: budget.maxBytes }, "TORT_MAX_INFLIGHT_BYTES is smaller than the largest message the server accepts: one message at a time, and such a message is held beyond the budget");
+      }
+      return Math.min(wanted, budget.maxBytes);
+    };
+    let reserve = reserveNow();
 
     const giveBack = (messages: number) => {
       const n = Math.min(messages, outstanding);
       if (n <= 0) return;
       outstanding -= n;
       limit.release(n);
-      budget.release(n * MESSAGE_RESERVE_BYTES);
+      budget.release(n * reserve);
     };
     const maybeComplete = () => {
       if (loopEnded && outstanding === 0 && !subscriber.closed) subscriber.complete();
@@ -142,8 +165,8 @@ export function pullMessages(source: PullSource, limit: ConcurrencyLimit, budget
       }
       outstanding--;
       // The message keeps what it holds of its reserve, and gives back the rest.
-      const charge = Math.min(sizeOf(msg), MESSAGE_RESERVE_BYTES);
-      budget.release(MESSAGE_RESERVE_BYTES - charge);
+      const charge = Math.min(sizeOf(msg), reserve);
+      budget.release(reserve - charge);
       subscriber.next({ msg: jsMessage(msg), bytes: charge });
       maybeComplete();
     };
@@ -176,6 +199,7 @@ export function pullMessages(source: PullSource, limit: ConcurrencyLimit, budget
       if (outstanding > 0) log.warn({ why, open: outstanding }, "open pull requests void; asking again");
       inbox?.unsubscribe();
       giveBack(outstanding);
+      reserve = reserveNow(); // nothing is open: a server reached anew may accept larger messages
       if (!stop.signal.aborted) openInbox();
     };
 
@@ -234,22 +258,22 @@ export function pullMessages(source: PullSource, limit: ConcurrencyLimit, budget
         }
         let bytes: number;
         try {
-          bytes = await budget.acquire(MESSAGE_RESERVE_BYTES, credits * MESSAGE_RESERVE_BYTES, noMorePulls);
+          bytes = await budget.acquire(reserve, credits * reserve, noMorePulls);
         } catch {
           limit.release(credits);
           break; // stopping
         }
         // As many messages as the bytes reserve allows; the rest goes back.
-        const asked = Math.min(credits, Math.floor(bytes / MESSAGE_RESERVE_BYTES));
+        const asked = Math.min(credits, Math.floor(bytes / reserve));
         limit.release(credits - asked);
-        budget.release(bytes - asked * MESSAGE_RESERVE_BYTES);
+        budget.release(bytes - asked * reserve);
         try {
           if (outstanding === 0) lastHeard = performance.now(); // the watchdog times this request from now
           nc.publish(nextSubject, JSON.stringify({ batch: asked, expires: options.expiresMs * 1e6, idle_heartbeat: heartbeatMs * 1e6 }), { reply: `${prefix}.${asked}` });
           outstanding += asked;
         } catch (err) {
           limit.release(asked);
-          budget.release(asked * MESSAGE_RESERVE_BYTES);
+          budget.release(asked * reserve);
           log.warn({ err: (err as Error).message }, "pull request failed; retrying");
           failed = true;
         }
