@@ -178,6 +178,7 @@ withConfigFlags(
     .option("--from-seq <n>", "only inputs from this input-stream sequence on")
     .option("--rules-database <url>", "the candidate rules (default: DATABASE_URL)")
     .option("--out <file>", "one NDJSON line per changed input: source, before, after")
+    .option("--baseline <kind>", "compare with the verdicts recorded for the inputs (recorded), or with the rules live in DATABASE_URL now, both computed (live)", "recorded")
     .option("--json", "print the summary as one JSON object, the last line of stdout"),
 ).action(async (opts: Record<string, unknown>) => {
   const { whatifCommand } = await import("./whatif-command.js");

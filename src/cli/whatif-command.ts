@@ -27,6 +27,8 @@ export interface WhatIfCommandOptions {
   rulesDatabase?: string;
   out?: string;
   json?: boolean;
+  /** `recorded` (default): the verdicts recorded for the inputs; `live`: the rules in DATABASE_URL now, computed over the same inputs. */
+  baseline?: string;
 }
 
 export async function whatifCommand(config: Config, opts: WhatIfCommandOptions): Promise<void> {
@@ -35,13 +37,18 @@ export async function whatifCommand(config: Config, opts: WhatIfCommandOptions):
   const fromSeq = opts.fromSeq === undefined ? undefined : Number(opts.fromSeq);
   if (fromSeq !== undefined && !(Number.isSafeInteger(fromSeq) && fromSeq >= 1)) throw new Error("--from-seq takes a stream sequence (1 or more)");
 
-  const database = openRuleDatabase({ url: opts.rulesDatabase ?? config.DATABASE_URL });
-  let candidate;
-  try {
-    candidate = await createRuleLoader(database, { pageSize: config.TORT_LOAD_PAGE_SIZE }).loadFull();
-  } finally {
-    await database.close();
-  }
+  const baselineKind = opts.baseline ?? "recorded";
+  if (baselineKind !== "recorded" && baselineKind !== "live") throw new Error(`--baseline takes recorded or live, got ${JSON.stringify(opts.baseline)}`);
+  const load = async (url: string) => {
+    const database = openRuleDatabase({ url });
+    try {
+      return await createRuleLoader(database, { pageSize: config.TORT_LOAD_PAGE_SIZE }).loadFull();
+    } finally {
+      await database.close();
+    }
+  };
+  const candidate = await load(opts.rulesDatabase ?? config.DATABASE_URL);
+  const baseline = baselineKind === "live" ? await load(config.DATABASE_URL) : null;
   const nc = await connectNats(config, "tortmatch-whatif");
   const out = opts.out === undefined ? null : createWriteStream(opts.out);
   const bar = process.stderr.isTTY ? new SingleBar({ format: "whatif [{bar}] {percentage}% | {value}/{total} inputs", stream: process.stderr }, Presets.shades_classic) : null;
@@ -54,6 +61,7 @@ export async function whatifCommand(config: Config, opts: WhatIfCommandOptions):
       inputStream: config.TORT_INPUT_STREAM,
       verdictStream: config.TORT_VERDICT_STREAM,
       candidate,
+      ...(baseline !== null ? { baseline } : {}),
       ...(fromSeq !== undefined ? { fromSeq } : {}),
       ...(sinceMs !== undefined ? { sinceMs } : {}),
       ...(out !== null
@@ -68,14 +76,16 @@ export async function whatifCommand(config: Config, opts: WhatIfCommandOptions):
     bar?.stop();
     const s = report.summary;
     const say = (line: string) => process.stdout.write(`${line}\n`);
-    say(`candidate rules ${report.candidateVersion} against ${s.inputs} inputs of ${config.TORT_INPUT_STREAM}: ${s.compared} compared, ${s.changed} changed, ${s.unchanged} unchanged, ${s.invalid} invalid, ${s.noVerdict} without a recorded verdict`);
+    const against = report.baseline.kind === "live" ? `the live rules ${report.baseline.version} (DATABASE_URL), both computed over the same inputs` : "the verdicts recorded for them (edits already live count as the candidate's: --baseline live compares with the live rules)";
+    say(`candidate rules ${report.candidateVersion} against ${s.inputs} inputs of ${config.TORT_INPUT_STREAM}, compared with ${against}: ${s.compared} compared, ${s.changed} changed, ${s.unchanged} unchanged, ${s.invalid} invalid, ${s.noVerdict} without a recorded verdict`);
     say("transitions (changed inputs):");
     for (const [key, n] of Object.entries(s.transitions).sort((a, b) => b[1] - a[1])) say(`  ${key.replace("->", " -> ")}: ${n}`);
     say("rules that gained or lost the most hits:");
     for (const r of report.ruleChanges.slice(0, 10)) say(`  rule ${r.ruleId}: ${r.before} -> ${r.after} (${r.after > r.before ? "+" : ""}${r.after - r.before})`);
     say("samples:");
     for (const x of report.samples.slice(0, 10)) say(`  seq ${x.seq}: ${x.before.action} (rule ${x.before.ruleId ?? "-"}) -> ${x.after.action} (rule ${x.after.ruleId ?? "-"})`);
-    if (opts.json) say(JSON.stringify(s));
+    // The spec's summary as it is; "baseline" is added only when it is not the recorded verdicts.
+    if (opts.json) say(JSON.stringify(report.baseline.kind === "live" ? { ...s, baseline: "live" } : s));
   } finally {
     bar?.stop();
     if (out !== null) {

@@ -22,6 +22,11 @@ export interface WhatIfOptions {
   readonly inputStream: string;
   readonly verdictStream: string;
   readonly candidate: RuleSnapshot;
+  /**
+   * The rules live now: each input's candidate verdict is compared with theirs (both computed here)
+   * instead of with the verdict recorded for it, so edits already live are not credited to the candidate.
+   */
+  readonly baseline?: RuleSnapshot;
   /** Start at this input sequence, or at the first input stored at or after this instant (epoch ms); default: all retained. */
   readonly fromSeq?: number;
   readonly sinceMs?: number;
@@ -56,6 +61,8 @@ export interface WhatIfReport {
   readonly ruleChanges: { ruleId: number; before: number; after: number }[];
   readonly samples: WhatIfSample[];
   readonly candidateVersion: string;
+  /** What the candidate was compared with: the recorded verdicts, or the live rules of this version. */
+  readonly baseline: { readonly kind: "recorded" } | { readonly kind: "live"; readonly version: string };
 }
 
 /** Action codes in the index: 0 = no verdict recorded. */
@@ -162,9 +169,10 @@ export async function runWhatIf(o: WhatIfOptions): Promise<WhatIfReport> {
   const count = (m: Map<number, number>, id: number) => m.set(id, (m.get(id) ?? 0) + 1);
 
   // 1. The recorded verdicts, indexed by input sequence (the last one wins if there are two);
-  //    the rules they hit counted for the inputs that will be compared.
+  //    the rules they hit counted for the inputs that will be compared. Not with a live baseline.
+  const live = o.baseline ?? null;
   const verdictsInfo = await o.jsm.streams.info(o.verdictStream);
-  if (verdictsInfo.state.messages > 0) {
+  if (live === null && verdictsInfo.state.messages > 0) {
     for await (const { msg: m } of readStream(o.js, o.verdictStream, verdictsInfo.state.last_seq, { seq: verdictsInfo.state.first_seq })) {
       // The source from the body (parsed anyway for the rule ids): no header decoding per verdict.
       const v = readVerdict(m.string(), o.inputStream);
@@ -194,16 +202,23 @@ export async function runWhatIf(o: WhatIfOptions): Promise<WhatIfReport> {
         summary.invalid++;
         continue;
       }
-      const code = actionBySeq[inputSeq - base]!;
-      if (code === 0) {
+      const code = live === null ? actionBySeq[inputSeq - base]! : 0;
+      if (live === null && code === 0) {
         summary.noVerdict++;
         continue;
       }
       summary.compared++;
       const after = matchResult(o.candidate, checked.value);
       for (const h of after.hits) count(hitsAfter, h.ruleId);
-      const beforeRule = ruleBySeq[inputSeq - base]!;
-      const before = { action: ACTION_OF[code]!, ruleId: Number.isNaN(beforeRule) ? null : beforeRule };
+      let before: { action: VerdictAction; ruleId: number | null };
+      if (live !== null) {
+        const computed = matchResult(live, checked.value);
+        for (const h of computed.hits) count(hitsBefore, h.ruleId);
+        before = { action: computed.action, ruleId: computed.ruleId };
+      } else {
+        const beforeRule = ruleBySeq[inputSeq - base]!;
+        before = { action: ACTION_OF[code]!, ruleId: Number.isNaN(beforeRule) ? null : beforeRule };
+      }
       if (before.action === after.action && before.ruleId === after.ruleId) {
         summary.unchanged++;
         continue;
@@ -216,13 +231,19 @@ export async function runWhatIf(o: WhatIfOptions): Promise<WhatIfReport> {
         perTransition.set(key, kept + 1);
         samples.push({ seq: inputSeq, before, after: { action: after.action, ruleId: after.ruleId } });
       }
-      if (changedBits) changedBits[(inputSeq - base) >> 3]! |= 1 << ((inputSeq - base) & 7);
+      if (live !== null && o.out) {
+        // Both verdicts computed here: written as they are found.
+        const source = { stream: o.inputStream, seq: inputSeq };
+        const at = (o.now ?? (() => new Date()))().toISOString();
+        const liveVerdict = buildVerdict(checked.value, matchResult(live, checked.value), live.version, source, at);
+        await o.out(`${JSON.stringify({ source, before: liveVerdict, after: buildVerdict(checked.value, after, o.candidate.version, source, at) })}\n`);
+      } else if (changedBits) changedBits[(inputSeq - base) >> 3]! |= 1 << ((inputSeq - base) & 7);
     }
   }
   o.onProgress?.(summary.inputs, summary.inputs);
 
   // 3. --out: the changed inputs, with the recorded verdict and the candidate's, in a second pass.
-  if (o.out && changedBits && summary.changed > 0) {
+  if (live === null && o.out && changedBits && summary.changed > 0) {
     const now = o.now ?? (() => new Date());
     for await (const { msg: m } of readStream(o.js, o.verdictStream, verdictsInfo.state.last_seq, { seq: verdictsInfo.state.first_seq })) {
       const seq = readVerdict(m.string(), o.inputStream).seq;
@@ -242,5 +263,5 @@ export async function runWhatIf(o: WhatIfOptions): Promise<WhatIfReport> {
     .map((ruleId) => ({ ruleId, before: hitsBefore.get(ruleId) ?? 0, after: hitsAfter.get(ruleId) ?? 0 }))
     .filter((r) => r.before !== r.after)
     .sort((a, b) => Math.abs(b.after - b.before) - Math.abs(a.after - a.before) || a.ruleId - b.ruleId);
-  return { summary, ruleChanges, samples, candidateVersion: o.candidate.version };
+  return { summary, ruleChanges, samples, candidateVersion: o.candidate.version, baseline: live === null ? { kind: "recorded" } : { kind: "live", version: live.version } };
 }

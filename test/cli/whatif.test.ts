@@ -97,5 +97,34 @@ describe("whatif", () => {
     const idle = await runCli(["whatif", "--rules-database", candidate.url, "--json", "--since", "2s"], { ...names, DATABASE_URL: h.db.url }, 30_000);
     expect(idle.code).toBe(0);
     expect(JSON.parse(idle.stdout.trim().split("\n").at(-1)!)).toMatchObject({ inputs: 0, compared: 0 });
+
+    // An edit goes live after the verdicts were recorded (the candidate has it too): compared with the
+    // recorded verdicts it would count as the candidate's; --baseline live compares with the live rules.
+    await h.db.database.pool.query("UPDATE video_tort_rule SET action = 'block' WHERE id % 7 = 0");
+    const liveRows = await rowsOf(h.db);
+    const vsLive = { inputs: 0, compared: 0, changed: 0, unchanged: 0, invalid: 0, noVerdict: 0, transitions: {} as Record<string, number>, baseline: "live" };
+    for (const line of lines) {
+      vsLive.inputs++;
+      const checked = decodeResultText(line);
+      if (!checked.ok) {
+        vsLive.invalid++;
+        continue;
+      }
+      vsLive.compared++;
+      const before = naiveMatch(liveRows.rules, liveRows.properties, checked.value);
+      const after = naiveMatch(rows.rules, rows.properties, checked.value);
+      if (after.action === before.action && after.ruleId === before.ruleId) {
+        vsLive.unchanged++;
+        continue;
+      }
+      vsLive.changed++;
+      const key = `${before.action}->${after.action}`;
+      vsLive.transitions[key] = (vsLive.transitions[key] ?? 0) + 1;
+    }
+    expect(vsLive.changed).toBeLessThan(expected.changed); // the live edit is no longer the candidate's
+    const live = await runCli(["whatif", "--rules-database", candidate.url, "--json", "--baseline", "live"], { ...names, DATABASE_URL: h.db.url });
+    expect(live.code, live.stderr).toBe(0);
+    expect(JSON.parse(live.stdout.trim().split("\n").at(-1)!)).toEqual(vsLive);
+    expect(live.stdout).toMatch(/compared with the live rules .* \(DATABASE_URL\), both computed over the same inputs/);
   });
 });
