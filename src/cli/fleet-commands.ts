@@ -2,13 +2,13 @@
  * The fleet's commands (spec section 9): `rules versions`, `rules pin`,
  * `rules unpin` and `fleet`. They talk to NATS only.
  */
-import { Kvm, type KV } from "@nats-io/kv";
+import type { KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Config } from "../config.js";
 import { discoverFleet } from "../fleet/discover-fleet.js";
 import { CURRENT_KEY, databaseIdentity, parseAnnouncement, parsePinned, PINNED_KEY } from "../fleet/rules-bucket.js";
 import { openSnapshotStore } from "../fleet/snapshot-store.js";
-import { withNats } from "./ops-commands.js";
+import { openExistingKv, withNats } from "./ops-commands.js";
 
 /** Text columns, padded to the widest cell. */
 export function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
@@ -20,8 +20,8 @@ export function table(header: readonly string[], rows: readonly (readonly string
 async function openFleetBuckets(nc: NatsConnection, config: Config): Promise<{ kv: KV; store: Awaited<ReturnType<typeof openSnapshotStore>> } | null> {
   try {
     const store = await openSnapshotStore(nc, config.TORT_SNAPSHOT_BUCKET, { replicas: config.TORT_STREAM_REPLICAS, create: false, maxSnapshotBytes: config.TORT_SNAPSHOT_MAX_MB * 2 ** 20 });
-    const kv = await new Kvm(nc).open(config.TORT_RULES_BUCKET);
-    return { kv, store };
+    const kv = await openExistingKv(nc, config.TORT_RULES_BUCKET);
+    return kv === null ? null : { kv, store };
   } catch {
     return null;
   }

@@ -34,8 +34,8 @@ export const configSet = (key: string, value: string) =>
     process.stdout.write(`${config.TORT_CONFIG_BUCKET}.${key} = ${checked.value.value} (revision ${revision})\n`);
   });
 
-/** The config bucket when it exists, null when no instance or command has made it (read-only commands never do). */
-async function openConfigBucket(nc: NatsConnection, bucket: string) {
+/** A KV bucket when it exists, null when no instance or command has made it (read-only commands never create one). */
+export async function openExistingKv(nc: NatsConnection, bucket: string) {
   try {
     const kv = await new Kvm(nc).open(bucket);
     await kv.status(); // open() alone does not ask the server
@@ -52,7 +52,7 @@ async function openConfigBucket(nc: NatsConnection, bucket: string) {
  */
 export const configGet = () =>
   withNats(async (nc, config) => {
-    const kv = await openConfigBucket(nc, config.TORT_CONFIG_BUCKET);
+    const kv = await openExistingKv(nc, config.TORT_CONFIG_BUCKET);
     for (const key of LIVE_CONFIG_KEYS) {
       const entry = kv === null ? null : await kv.get(key);
       if (entry === null || entry.operation !== "PUT") {
@@ -72,7 +72,7 @@ export const configGet = () =>
 export const configUnset = (key: string) =>
   withNats(async (nc, config) => {
     if (!isLiveConfigKey(key)) throw new Error(`unknown key ${JSON.stringify(key)}: one of ${LIVE_CONFIG_KEYS.join(", ")}`);
-    const kv = await openConfigBucket(nc, config.TORT_CONFIG_BUCKET);
+    const kv = await openExistingKv(nc, config.TORT_CONFIG_BUCKET);
     await kv?.delete(key);
     process.stdout.write(`${config.TORT_CONFIG_BUCKET}.${key} unset: running instances use the environment's value\n`);
   });
