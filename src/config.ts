@@ -37,6 +37,8 @@ const envSchema = z.object({
   /** The ops HTTP server (/metrics, /healthz, /readyz, the status page); port 0 = off. */
   TORT_OPS_HOST: z.string().min(1).default("127.0.0.1"),
   TORT_OPS_PORT: int(0, 65_535).default(9464),
+  /** The debug endpoints of the ops server (/debug/heap-profile): off unless asked for. */
+  TORT_OPS_DEBUG: z.enum(["on", "off"]).default("off"),
   /** The Stately inspector bridge (with `run --inspect`); always on 127.0.0.1. */
   TORT_INSPECT_PORT: int(1, 65_535).default(8080),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),

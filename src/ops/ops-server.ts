@@ -14,6 +14,8 @@ export interface OpsServerOptions {
   readonly host: string;
   readonly port: number;
   readonly registry: Registry;
+  /** Serve /debug/heap-profile (TORT_OPS_DEBUG=on); off, it answers 404 saying how to turn it on. */
+  readonly debug?: boolean;
   readonly status: () => Status;
   /** The charts' samples and the rule-cache transitions to mark on them (/history.json). */
   readonly history?: () => unknown;
@@ -91,6 +93,7 @@ export async function startOpsServer(o: OpsServerOptions): Promise<OpsServer> {
         req.on("close", () => clients.delete(res));
         return;
       case "/debug/heap-profile": {
+        if (o.debug !== true) return json(res, 404, { error: "debug endpoints are off: TORT_OPS_DEBUG=on turns them on" });
         const seconds = Number(new URLSearchParams(requestQuery(req.url)).get("seconds") ?? "10");
         if (!Number.isInteger(seconds) || seconds < 1 || seconds > MAX_PROFILE_SECONDS) {
           return json(res, 400, { error: `seconds must be an integer from 1 to ${MAX_PROFILE_SECONDS}` });

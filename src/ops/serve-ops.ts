@@ -51,6 +51,7 @@ export async function serveOps(o: ServeOpsOptions): Promise<OpsServer> {
       host: o.config.TORT_OPS_HOST,
       port: o.port,
       registry: o.service.metrics.registry,
+      debug: o.config.TORT_OPS_DEBUG === "on",
       status: () =>
         currentStatus({ service: o.service, natsConnected: o.natsConnected, config: shownConfig, startedAt, throughput: meter.rate, inspector: o.inspectorUrl }),
       history: () => ({ everyMs: o.config.TORT_CHART_SAMPLE_MS, samples: history.samples(), marks: o.service.recent.transitions }),

@@ -13,8 +13,19 @@ interface ProfileNode {
 }
 
 describe("heap profile", () => {
-  it("samples allocations on demand and names the snapshot's allocation sites after a load", async () => {
+  it("is off unless asked for (TORT_OPS_DEBUG): a 404 that says how to turn it on", async () => {
     const config = testConfig(h.db.url);
+    const service = await h.start(config);
+    await eventually(() => service.snapshot$.value, "first snapshot");
+    const ops = await serveOps({ service, config, port: 0, natsConnected: () => true, inspectorUrl: null });
+    h.onCleanup(() => ops.close());
+    const res = await fetch(new URL("debug/heap-profile?seconds=1", ops.url));
+    expect(res.status).toBe(404);
+    expect(((await res.json()) as { error: string }).error).toContain("TORT_OPS_DEBUG=on");
+  });
+
+  it("samples allocations on demand and names the snapshot's allocation sites after a load", async () => {
+    const config = testConfig(h.db.url, { TORT_OPS_DEBUG: "on" });
     const service = await h.start(config);
     await eventually(() => service.snapshot$.value, "first snapshot");
     const ops = await serveOps({ service, config, port: 0, natsConnected: () => true, inspectorUrl: null });
