@@ -32,8 +32,9 @@ export async function explainRequest(snapshot: RuleSnapshot | null, data: Uint8A
     const rules = await explainResultInSlices(snapshot, checked.value, { sliceMs: EXPLAIN_SLICE_MS });
     await turn();
     const reply = JSON.stringify({ rulesVersion: snapshot.version, action: decision.action, ruleId: decision.ruleId, rules });
-    if (Buffer.byteLength(reply) <= maxReplyBytes) return reply;
-    return JSON.stringify({ error: `the explanation names ${rules.length} rules, ${Buffer.byteLength(reply)} bytes: more than the ${maxReplyBytes} a reply may carry; explain fewer assets at a time` });
+    const bytes = Buffer.byteLength(reply);
+    if (bytes <= maxReplyBytes) return reply;
+    return JSON.stringify({ error: `the explanation names ${rules.length} rules, ${bytes} bytes: more than the ${maxReplyBytes} a reply may carry; explain fewer assets at a time` });
   } catch (err) {
     if (err instanceof ExplainTooLargeError) return JSON.stringify({ error: err.message });
     throw err;

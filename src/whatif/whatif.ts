@@ -211,10 +211,11 @@ export async function runWhatIf(o: WhatIfOptions): Promise<WhatIfReport> {
       const after = matchResult(o.candidate, checked.value);
       for (const h of after.hits) count(hitsAfter, h.ruleId);
       let before: { action: VerdictAction; ruleId: number | null };
-      if (live !== null) {
-        const computed = matchResult(live, checked.value);
-        for (const h of computed.hits) count(hitsBefore, h.ruleId);
-        before = { action: computed.action, ruleId: computed.ruleId };
+      // With a live baseline, the live rules' decision, kept for the --out line.
+      const liveDecision = live === null ? null : matchResult(live, checked.value);
+      if (liveDecision !== null) {
+        for (const h of liveDecision.hits) count(hitsBefore, h.ruleId);
+        before = { action: liveDecision.action, ruleId: liveDecision.ruleId };
       } else {
         const beforeRule = ruleBySeq[inputSeq - base]!;
         before = { action: ACTION_OF[code]!, ruleId: Number.isNaN(beforeRule) ? null : beforeRule };
@@ -231,11 +232,11 @@ export async function runWhatIf(o: WhatIfOptions): Promise<WhatIfReport> {
         perTransition.set(key, kept + 1);
         samples.push({ seq: inputSeq, before, after: { action: after.action, ruleId: after.ruleId } });
       }
-      if (live !== null && o.out) {
+      if (live !== null && liveDecision !== null && o.out) {
         // Both verdicts computed here: written as they are found.
         const source = { stream: o.inputStream, seq: inputSeq };
         const at = (o.now ?? (() => new Date()))().toISOString();
-        const liveVerdict = buildVerdict(checked.value, matchResult(live, checked.value), live.version, source, at);
+        const liveVerdict = buildVerdict(checked.value, liveDecision, live.version, source, at);
         await o.out(`${JSON.stringify({ source, before: liveVerdict, after: buildVerdict(checked.value, after, o.candidate.version, source, at) })}\n`);
       } else if (changedBits) changedBits[(inputSeq - base) >> 3]! |= 1 << ((inputSeq - base) & 7);
     }
