@@ -15,121 +15,127 @@ const int = (min: number, max: number) => {
     .string({ error: accepted })
     .regex(/^[0-9]{1,16}$/, `${accepted} (decimal digits only)`)
     .transform(Number)
-    .pipe(z.number().min(min, accepted).max(max, accepted));
+    .pipe(z.number().min(min, accepted).max(max, accepted))
+    .meta({ accepts: `${min}..${max}` });
 };
+const name = () => z.string().min(1).optional();
+const file = () => z.string().min(1).meta({ accepts: "a file path" }).optional();
+const onOff = () => z.enum(["on", "off"]);
 
-/** Each environment variable, its type, range and default. The README's table mirrors this. */
-const envSchema = z.object({
+/*
+ * Each environment variable: its type, range, default and meaning, in groups. This is the one
+ * description of the settings: docs/configuration.md is generated from it (`npm run docs:config`,
+ * src/config-reference.ts; a test fails when the two differ).
+ */
+const connections = {
   DATABASE_URL: z
     .string()
     .regex(/^mysql:\/\//, "must be a mysql://user:password@host:port/database URL")
-    .default("mysql://root@127.0.0.1:3306/test"),
-  NATS_URL: z.string().min(1).default("nats://127.0.0.1:4222"),
-  /** NATS authentication: user and password, a token, or a creds file (JWT + nkey). */
-  NATS_USER: z.string().min(1).optional(),
-  NATS_PASSWORD: z.string().min(1).optional(),
-  NATS_TOKEN: z.string().min(1).optional(),
-  NATS_CREDS_FILE: z.string().min(1).optional(),
-  /** TLS to NATS: a CA to trust, and a client certificate and key for mutual TLS. */
-  NATS_TLS_CA_FILE: z.string().min(1).optional(),
-  NATS_TLS_CERT_FILE: z.string().min(1).optional(),
-  NATS_TLS_KEY_FILE: z.string().min(1).optional(),
-  /** The ops HTTP server (/metrics, /healthz, /readyz, the status page); port 0 = off. */
-  TORT_OPS_HOST: z.string().min(1).default("127.0.0.1"),
-  TORT_OPS_PORT: int(0, 65_535).default(9464),
-  /** The debug endpoints of the ops server (/debug/heap-profile): off unless asked for. */
-  TORT_OPS_DEBUG: z.enum(["on", "off"]).default("off"),
-  /** The Stately inspector bridge (with `run --inspect`); always on 127.0.0.1. */
-  TORT_INSPECT_PORT: int(1, 65_535).default(8080),
-  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
-  /** The rule snapshot's memory budget, MB: a load that would exceed it is abandoned while it is read. */
-  TORT_SNAPSHOT_MAX_MB: int(1, 1_048_576).default(512),
-  /** Rows per keyset page when loading rules. */
-  TORT_LOAD_PAGE_SIZE: int(100, 100_000).default(20_000),
-
-  /**
-   * The deployment's name: every stream, consumer, bucket, subject and service name below follows
-   * from it unless set one by one (deploymentNames), and the fleet's rules are tied to it. `default`
-   * gives the spec's names. Two deployments on one NATS need two names.
-   */
+    .meta({ accepts: "`mysql://user:password@host:port/database`" })
+    .default("mysql://root@127.0.0.1:3306/test")
+    .describe("the rule tables; the password never appears in logs or errors"),
+  NATS_URL: z.string().min(1).meta({ accepts: "`nats://host:port`, comma-separated" }).default("nats://127.0.0.1:4222").describe("comma-separated for a cluster"),
+  NATS_USER: name().describe("NATS user (with `NATS_PASSWORD`)"),
+  NATS_PASSWORD: name().describe("NATS password (with `NATS_USER`)"),
+  NATS_TOKEN: name().describe("NATS token"),
+  NATS_CREDS_FILE: file().describe("a JWT creds file (JWT and nkey seed)"),
+  NATS_TLS_CA_FILE: file().describe("TLS to NATS: a CA to trust"),
+  NATS_TLS_CERT_FILE: file().describe("TLS to NATS: a client certificate for mutual TLS (with `NATS_TLS_KEY_FILE`)"),
+  NATS_TLS_KEY_FILE: file().describe("TLS to NATS: the client certificate's key"),
+};
+const operations = {
+  TORT_OPS_HOST: z.string().min(1).default("127.0.0.1").describe("the ops HTTP server's address (`/metrics`, `/healthz`, `/readyz`, the status page)"),
+  TORT_OPS_PORT: int(0, 65_535).default(9464).describe("the ops HTTP server's port; 0 = off"),
+  TORT_OPS_DEBUG: onOff().default("off").describe("`on` serves the ops server's debug endpoints (`/debug/heap-profile`)"),
+  TORT_INSPECT_PORT: int(1, 65_535).default(8080).describe("the Stately inspector bridge with `run --inspect` (always on 127.0.0.1)"),
+  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info").describe("JSON logs on stderr (pino)"),
+  TORT_CHART_SAMPLE_MS: int(100, 60_000).default(5_000).describe("how often the status page's charts take a sample (they show the last 15 minutes)"),
+  TORT_LAG_POLL_MS: int(500, 600_000).default(5_000).describe("how often the consumer's lag is read from the server (one request per instance per period)"),
+  TORT_SHUTDOWN_TIMEOUT_MS: int(100, 600_000).default(20_000).describe("longest graceful shutdown before the process gives up on in-flight work"),
+};
+const flow = {
+  TORT_CONCURRENCY: int(1, 4096)
+    .default(64)
+    .describe("messages in flight between pull and ack, those a pull request has asked for and not yet received included; KV `concurrency` overrides it live"),
+  TORT_WAIT_BUFFER: int(1, 4096).default(256).describe("most messages pulled before the first snapshot exists; the rest stay in JetStream"),
+  TORT_MAX_INFLIGHT_BYTES: int(2 * 1024 * 1024, 4 * 1024 ** 3)
+    .default(64 * 1024 * 1024)
+    .describe("message bytes held between pull and settlement, at most (64 MiB by default): each message a pull request asks for reserves the server's `max_payload` + 64 KiB until it arrives"),
+  TORT_PULL_BATCH: int(1, 4096).default(32).describe("most messages one pull request asks for (fewer when `TORT_MAX_INFLIGHT_BYTES` has less room)"),
+  TORT_ACK_WAIT_MS: int(1_000, 3_600_000).default(30_000).describe("the consumer's ack wait; waiting messages are kept alive with `working()` every third of it"),
+  TORT_MAX_DELIVER: int(1, 100).default(5).describe("the final delivery the service settles for good (the consumer's `max_deliver` is one more)"),
+  TORT_PUBLISH_TIMEOUT_MS: int(100, 600_000).default(10_000).describe("longest wait for a verdict's or dead letter's PubAck; `TORT_ACK_WAIT_MS` must be longer"),
+  TORT_MAX_ACK_PENDING: int(1, 1_000_000).default(20_000).describe("the durable consumer's `max_ack_pending`: messages delivered and not yet acked, across every instance"),
+  TORT_NAK_DELAY_MS: int(0, 600_000).default(2_000).describe("redelivery delay after a failed publish"),
+  TORT_DUPLICATE_WINDOW_MS: int(1_000, 86_400_000)
+    .default(300_000)
+    .describe("the verdict and dead-letter streams' duplicate window; at least (`TORT_MAX_DELIVER` + 1) × (`TORT_ACK_WAIT_MS` + `TORT_NAK_DELAY_MS`)"),
+  TORT_STREAM_REPLICAS: int(1, 5).default(1).describe("replicas of the streams and buckets tortmatch creates (3 on a NATS cluster)"),
+};
+const rules = {
+  TORT_REFRESH_INTERVAL_MS: int(0, 86_400_000)
+    .refine((n) => n === 0 || n >= 1000, "must be 0 (off) or 1000..86400000")
+    .meta({ accepts: "0 (off) or 1000..86400000" })
+    .default(60_000)
+    .describe("the timed rule refresh; KV `refresh_interval_ms` overrides it live"),
+  TORT_FULL_RELOAD_EVERY: int(1, 10_000).default(10).describe("every Nth refresh is a full reload (catches hard deletes); the others are incremental"),
+  TORT_MIN_REFRESH_GAP_MS: int(0, 3_600_000).default(1_000).describe("shortest time between the end of a load and a refresh asked for by a notice"),
+  TORT_RETRY_BASE_MS: int(10, 600_000).default(500).describe("rule-load retry: the first delay (exponential, jittered between half and all of it)"),
+  TORT_RETRY_MAX_MS: int(10, 3_600_000).default(30_000).describe("rule-load retry: the longest delay; at least `TORT_RETRY_BASE_MS`"),
+  TORT_LOAD_PAGE_SIZE: int(100, 100_000).default(20_000).describe("rows per keyset page when loading rules"),
+  TORT_SNAPSHOT_MAX_MB: int(1, 1_048_576)
+    .default(512)
+    .describe("the rule snapshot's memory budget, MB: a load that would pass it is abandoned while it is read"),
+};
+const fleet = {
+  TORT_FLEET: onOff()
+    .default("on")
+    .describe("share the rules work with the other instances on the NATS (one database read per rules version, fleet-wide); `off`: every instance reads the tables itself"),
+  TORT_LEASE_MS: int(1_000, 600_000)
+    .default(15_000)
+    .describe("the leader lease: renewed every third of it; a dead leader is replaced once it runs out (keep the instances' clocks within a small part of it)"),
+  TORT_LEADER_WAIT_MS: int(0, 3_600_000).default(30_000).describe("how long a starting follower waits for an announced snapshot before it reads the tables itself"),
+  TORT_SNAPSHOT_KEEP: int(1, 1_000).default(5).describe("rules versions kept in the snapshot bucket (the pinned and the current one are never deleted)"),
+};
+const names = {
   TORT_DEPLOYMENT: z
     .string()
     .regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, "must be 1-32 lowercase letters, digits, _ or -, starting with a letter or digit")
-    .default("default"),
-  TORT_INPUT_STREAM: z.string().min(1).optional(),
-  TORT_INPUT_SUBJECTS: z.string().min(1).optional(),
-  TORT_CONSUMER: z.string().min(1).optional(),
-  TORT_VERDICT_STREAM: z.string().min(1).optional(),
-  TORT_VERDICT_SUBJECT_PREFIX: z.string().min(1).optional(),
-  TORT_DEADLETTER_STREAM: z.string().min(1).optional(),
-  TORT_DEADLETTER_SUBJECT: z.string().min(1).optional(),
-  TORT_RULES_CHANGED_SUBJECT: z.string().min(1).optional(),
-  /** Request-reply subject on which running instances explain a result with the snapshot they serve. */
-  TORT_EXPLAIN_SUBJECT: z.string().min(1).optional(),
-  TORT_CONFIG_BUCKET: z.string().min(1).optional(),
-  /** Share the rules work across the instances on one NATS (spec section 9): one database read per rules version, fleet-wide. */
-  TORT_FLEET: z.enum(["on", "off"]).default("on"),
-  /** KV bucket of the fleet: the leader lease, the announced (`current`) and the `pinned` rules version. */
-  TORT_RULES_BUCKET: z.string().min(1).optional(),
-  /** Object Store bucket holding the published rule snapshots, one object per version. */
-  TORT_SNAPSHOT_BUCKET: z.string().min(1).optional(),
-  /** Rule snapshot versions the leader keeps in the snapshot bucket (the pinned and the current one are never deleted). */
-  TORT_SNAPSHOT_KEEP: int(1, 1_000).default(5),
-  /** The leader lease's length, ms: renewed every third of it; a dead leader is replaced once it has run out. */
-  TORT_LEASE_MS: int(1_000, 600_000).default(15_000),
-  /** How long a starting follower waits for an announced snapshot before it reads the rules itself, ms. */
-  TORT_LEADER_WAIT_MS: int(0, 3_600_000).default(30_000),
-  /** Captures the server's max-deliveries advisories of the consumer: messages whose deliveries ran out unsettled. */
-  TORT_EXHAUSTED_STREAM: z.string().min(1).optional(),
-  /** The NATS service (discovery, `tortmatch fleet`, the explain endpoint) every instance registers. */
+    .meta({ accepts: "1–32 of `a-z0-9_-`" })
+    .default("default")
+    .describe("the deployment's name: every name below follows from it unless set by its own variable (`default` gives the spec's names); two deployments on one NATS need two names"),
+  TORT_INPUT_STREAM: name().describe("the input stream"),
+  TORT_INPUT_SUBJECTS: name().describe("the input stream's subjects"),
+  TORT_CONSUMER: name().describe("the durable pull consumer every instance shares"),
+  TORT_VERDICT_STREAM: name().describe("the verdict stream"),
+  TORT_VERDICT_SUBJECT_PREFIX: name().describe("verdicts are published on `<prefix>.<action>`"),
+  TORT_DEADLETTER_STREAM: name().describe("the dead-letter stream"),
+  TORT_DEADLETTER_SUBJECT: name().describe("the dead letters' subject"),
+  TORT_RULES_CHANGED_SUBJECT: name().describe("the rule-change notice's subject"),
+  TORT_EXPLAIN_SUBJECT: name().describe("request-reply subject on which running instances explain a result with the snapshot they serve"),
+  TORT_CONFIG_BUCKET: name().describe("KV bucket of the live configuration"),
+  TORT_RULES_BUCKET: name().describe("KV bucket of the fleet: the leader lease, the announced (`current`) and the `pinned` rules version"),
+  TORT_SNAPSHOT_BUCKET: name().describe("Object Store bucket of the published rule snapshots, one object per version"),
+  TORT_EXHAUSTED_STREAM: name().describe("captures the server's max-deliveries advisories of the consumer: inputs whose deliveries ran out unsettled"),
   TORT_SERVICE_NAME: z
     .string()
     .regex(/^[A-Za-z0-9_-]+$/, "must be letters, digits, _ or -")
-    .optional(),
+    .meta({ accepts: "letters, digits, `_`, `-`" })
+    .optional()
+    .describe("the NATS service every instance registers (discovery, `tortmatch fleet`, the explain endpoint)"),
+};
 
-  /** Messages in flight between pull and ack, until the KV key says otherwise. */
-  TORT_CONCURRENCY: int(1, 4096).default(64),
-  /** Timer refresh, ms; 0 = off, else >= 1000. Overridden by the KV key. */
-  TORT_REFRESH_INTERVAL_MS: int(0, 86_400_000)
-    .refine((n) => n === 0 || n >= 1000, "must be 0 (off) or 1000..86400000")
-    .default(60_000),
-  /** Every Nth refresh is a full reload (catches hard deletes). */
-  TORT_FULL_RELOAD_EVERY: int(1, 10_000).default(10),
-  /** Messages pulled before the first snapshot is ready, at most (the rest stays in JetStream). */
-  TORT_WAIT_BUFFER: int(1, 4096).default(256),
-  /** Rule-load retry backoff: first delay and cap, ms (jittered). */
-  TORT_RETRY_BASE_MS: int(10, 600_000).default(500),
-  TORT_RETRY_MAX_MS: int(10, 3_600_000).default(30_000),
-  TORT_ACK_WAIT_MS: int(1_000, 3_600_000).default(30_000),
-  /** The last delivery tortmatch settles for good; the consumer's max_deliver is one more (see the README). */
-  TORT_MAX_DELIVER: int(1, 100).default(5),
-  /** Longest wait for a verdict's or dead letter's PubAck; the ack wait must be longer. */
-  TORT_PUBLISH_TIMEOUT_MS: int(100, 600_000).default(10_000),
-  /** The consumer's max_ack_pending: messages delivered and not yet acked, across every instance. */
-  TORT_MAX_ACK_PENDING: int(1, 1_000_000).default(20_000),
-  /** Bytes of messages held between pull and settlement, at most (results are up to 1 MiB each). */
-  TORT_MAX_INFLIGHT_BYTES: int(2 * 1024 * 1024, 4 * 1024 ** 3).default(64 * 1024 * 1024),
-  /** Shortest time between two refreshes asked for by notices (a flood of notices makes one refresh per gap). */
-  TORT_MIN_REFRESH_GAP_MS: int(0, 3_600_000).default(1_000),
-  /** Delay before a failed publish is redelivered. */
-  TORT_NAK_DELAY_MS: int(0, 600_000).default(2_000),
-  /** Duplicate window of the verdict and dead-letter streams; must cover max_deliver × (ack wait + nak delay). */
-  TORT_DUPLICATE_WINDOW_MS: int(1_000, 86_400_000).default(300_000),
-  /** Replicas of the streams and the KV bucket tortmatch creates (3 on a NATS cluster). */
-  TORT_STREAM_REPLICAS: int(1, 5).default(1),
-  /**
-   * Most messages one pull request asks for. It also bounds the bytes of one pull (results may be
-   * up to 1 MiB each: 32 MiB at most by default), since nats.js cannot limit both messages and bytes
-   * in one fetch, and an oversized burst could make the server see a slow consumer.
-   */
-  TORT_PULL_BATCH: int(1, 4096).default(32),
-  /** How often the status page's charts take a sample (they show the last 15 minutes). */
-  TORT_CHART_SAMPLE_MS: int(100, 60_000).default(5_000),
-  /** How often the consumer's lag is read from the server (one request per instance per period). */
-  TORT_LAG_POLL_MS: int(500, 600_000).default(5_000),
-  /** Longest graceful shutdown before the process gives up on in-flight work. */
-  TORT_SHUTDOWN_TIMEOUT_MS: int(100, 600_000).default(20_000),
-});
+/** The settings' groups, in the order the reference lists them. */
+export const CONFIG_GROUPS = {
+  "Connections": connections,
+  "Operations": operations,
+  "Flow and delivery": flow,
+  "Rules": rules,
+  "Fleet": fleet,
+  "Names": names,
+} as const;
+
+const envSchema = z.object({ ...connections, ...operations, ...flow, ...rules, ...fleet, ...names });
 
 /** The names that follow from TORT_DEPLOYMENT when not set one by one. */
 export const DEPLOYMENT_NAME_KEYS = [
