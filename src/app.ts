@@ -8,7 +8,7 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import type { Config } from "./config.js";
-import { connectNats, trackConnection } from "./ingest/nats-connection.js";
+import { connectNats, trackConnection } from "./nats/connection.js";
 import { startInspector, type InspectorBridge } from "./ops/inspector.js";
 import type { OpsServer } from "./ops/ops-server.js";
 import { serveOps } from "./ops/serve-ops.js";

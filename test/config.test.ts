@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { ConfigError, flagOf, loadConfig, redactConfig, redactUrl, unknownSettings } from "../src/config.js";
-import { natsConnectOptions } from "../src/ingest/nats-connection.js";
+import { natsConnectOptions } from "../src/nats/connection.js";
 
 describe("configuration", () => {
   it("has a default for everything and freezes the result", () => {

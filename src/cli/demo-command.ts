@@ -13,7 +13,7 @@ import { createDatabaseIfMissing, migrateRuleTables, openRuleDatabase } from "..
 import { generateProperties, generateResultLines, generateRules } from "../seed/generate-dataset.js";
 import { writeRules } from "../seed/write-rules.js";
 import { startApp } from "../app.js";
-import { connectNats } from "../ingest/nats-connection.js";
+import { connectNats } from "../nats/connection.js";
 import { createdBy } from "./ops-commands.js";
 import { VERDICT_ACTIONS } from "../match/types.js";
 

@@ -8,7 +8,7 @@ import type { Config } from "../config.js";
 import { decodeResult } from "../ingest/decode-result.js";
 import { explainResult, formatExplanation } from "../match/explain.js";
 import { matchResult } from "../match/match-result.js";
-import { connectNats } from "../ingest/nats-connection.js";
+import { connectNats } from "../nats/connection.js";
 import type { RuleExplanation } from "../match/explain.js";
 import { openRuleDatabase } from "../rules/database.js";
 import { createRuleLoader } from "../rules/load-rules.js";

@@ -10,7 +10,7 @@ import { isNotFound } from "../ingest/topology.js";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { loadConfig } from "../config.js";
 import { discoverFleet } from "../fleet/discover-fleet.js";
-import { connectNats } from "../ingest/nats-connection.js";
+import { connectNats } from "../nats/connection.js";
 import { isLiveConfigKey, LIVE_CONFIG_KEYS, parseLiveConfigValue } from "../live-config/parse-live-config.js";
 
 export async function withNats<T>(fn: (nc: NatsConnection, config: ReturnType<typeof loadConfig>) => Promise<T>): Promise<T> {

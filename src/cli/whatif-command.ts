@@ -8,7 +8,7 @@ import { createWriteStream } from "node:fs";
 import { once } from "node:events";
 import { finished } from "node:stream/promises";
 import type { Config } from "../config.js";
-import { connectNats } from "../ingest/nats-connection.js";
+import { connectNats } from "../nats/connection.js";
 import { openRuleDatabase } from "../rules/database.js";
 import { createRuleLoader } from "../rules/load-rules.js";
 import { runWhatIf } from "../whatif/whatif.js";

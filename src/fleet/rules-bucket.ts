@@ -7,7 +7,7 @@ import { Kvm, type KV } from "@nats-io/kv";
 import { createHash } from "node:crypto";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { Logger } from "pino";
-import { watchKv } from "../ingest/watch-kv.js";
+import { watchKv } from "../nats/watch-kv.js";
 
 export const LEADER_KEY = "leader";
 export const CURRENT_KEY = "current";

@@ -33,7 +33,7 @@ import { deflate as deflateCallback, inflate as inflateCallback } from "node:zli
 import { compileSnapshot, type LoadKind, type RuleSnapshot } from "../match/snapshot.js";
 import { NO_PROPERTY, type PropertyColumns, type RuleEntry, type RuleTable } from "../match/rule-table.js";
 import { RULE_ACTIONS } from "../match/types.js";
-import { PROPERTY_ROW_BYTES, RULE_ROW_BYTES, SnapshotOverBudgetError } from "../rules/load-rules.js";
+import { PROPERTY_ROW_BYTES, RULE_ROW_BYTES, SnapshotOverBudgetError } from "../match/snapshot-budget.js";
 
 export const SNAPSHOT_FORMAT = 2;
 const MAGIC = "TORTSNAP";

@@ -5,7 +5,7 @@
  */
 import type { KV } from "@nats-io/kv";
 import type { Logger } from "pino";
-import { watchKv } from "../ingest/watch-kv.js";
+import { watchKv } from "../nats/watch-kv.js";
 import { isLiveConfigKey, parseLiveConfigValue, type LiveConfigChange, type LiveConfigKey } from "./parse-live-config.js";
 
 export function watchLiveConfig(

@@ -14,6 +14,7 @@ import type { MySqlColumn } from "drizzle-orm/mysql-core";
 import type { PoolConnection } from "mysql2/promise";
 import { createRuleTableBuilder, ROW_SUM_FACTOR, ROW_SUM_MODULUS, tableRowSums, type PropertyRow, type RuleRow } from "../match/rule-table.js";
 import { compileSnapshot, type LoadKind, type RuleSnapshot } from "../match/snapshot.js";
+import { PROPERTY_ROW_BYTES, RULE_ROW_BYTES, SnapshotOverBudgetError } from "../match/snapshot-budget.js";
 import { describeDatabaseFailure, RuleStoreError, type RuleDatabase } from "./database.js";
 import { videoTortRule, videoTortRuleProperty } from "./schema.js";
 
@@ -85,30 +86,6 @@ const propertyColumns = {
   isDeleted: videoTortRuleProperty.isDeleted,
   mtime: mtimeMs(videoTortRuleProperty.mtime),
 };
-
-/**
- * What a snapshot holds per row, about (measured on the seeded 185k rows by
- * bench:scale): a rule row keeps its table entry and, when active, a compiled
- * rule; a property row its typed-array columns and, for an asset, its place in
- * the asset index. Used to abandon a load that would exceed its memory budget
- * while it is read, before the snapshot exists.
- */
-export const RULE_ROW_BYTES = 700;
-export const PROPERTY_ROW_BYTES = 80;
-
-/** A load abandoned because the snapshot would exceed its memory budget (TORT_SNAPSHOT_MAX_MB). */
-export class SnapshotOverBudgetError extends Error {
-  override name = "SnapshotOverBudgetError";
-  constructor(
-    readonly rows: { readonly rules: number; readonly properties: number },
-    readonly estimateBytes: number,
-    readonly maxBytes: number,
-  ) {
-    super(
-      `the rule snapshot would exceed its memory budget: ${rows.rules} rule rows and ${rows.properties} property rows read so far ≈ ${Math.round(estimateBytes / 2 ** 20)} MB > ${Math.round(maxBytes / 2 ** 20)} MB (TORT_SNAPSHOT_MAX_MB, --snapshot-max-mb); the load was abandoned`,
-    );
-  }
-}
 
 /** How far a load has got, for progress bars and logs. */
 export interface LoadProgress {

@@ -9,7 +9,7 @@ import { decodeSnapshot, encodeSnapshot, readSnapshotHeader, SnapshotFormatError
 import { matchResult } from "../../src/match/match-result.js";
 import { createRuleTableBuilder } from "../../src/match/rule-table.js";
 import { compileSnapshot } from "../../src/match/snapshot.js";
-import { SnapshotOverBudgetError } from "../../src/rules/load-rules.js";
+import { SnapshotOverBudgetError } from "../../src/match/snapshot-budget.js";
 import { naiveMatch } from "../support/naive-match.js";
 import { compile, resultArb, ruleSet, toResult } from "../support/rule-sets.js";
 
