@@ -15,12 +15,21 @@ import { decodeResult } from "./ingest/decode-result.js";
 import { pullMessages, type PullOptions, type PullSource } from "./ingest/pull-messages.js";
 import { decideVerdict } from "./match/match-result.js";
 import type { RuleSnapshot } from "./match/snapshot.js";
-import type { Checked, RecognitionResult } from "./match/types.js";
-import type { ServiceStats } from "./ops/service-stats.js";
+import type { Checked, RecognitionResult, VerdictAction } from "./match/types.js";
+import type { DeadLetterClass, SettlementOutcome } from "./verdict/decide-settlement.js";
 import { deliveredMessage, settleMessage, type Settled, type SettleOptions } from "./verdict/settle-message.js";
+
+const RETRY: Settled = { outcome: "retry" };
 
 /** mergeMap's own bound: the largest limit the KV key may set. The live limit is enforced at the pull. */
 export const MAX_CONCURRENCY = 4096;
+
+/** What the pipeline reports as it works: the instance's one count of its messages (ops/service-stats.ts). */
+export interface PipelineCounts {
+  messageReceived(): void;
+  setWaiting(waiting: number): void;
+  messageSettled(outcome: SettlementOutcome, action?: VerdictAction, deadLetter?: DeadLetterClass): void;
+}
 
 export interface PipelineOptions {
   /** The durable consumer pulled from. */
@@ -31,7 +40,7 @@ export interface PipelineOptions {
   readonly snapshot$: Observable<RuleSnapshot | null>;
   /** Each emission hands back the messages waiting for the first snapshot (its first load failed). */
   readonly giveBack$?: Observable<unknown>;
-  readonly stats: ServiceStats;
+  readonly stats: PipelineCounts;
   readonly pull: Omit<PullOptions, "drainSignal">;
   readonly settle: SettleOptions;
   /** Messages pulled before the first snapshot, at most. */
@@ -81,6 +90,12 @@ export function runPipeline(o: PipelineOptions): RunningPipeline {
   const draining = new AbortController();
   const decidedAt = isoClock(o.now);
   const { limit, budget, stats } = o;
+  /** A message is done with (settled, or handed back): count it, and give back its credit and bytes so the pull may ask for more. */
+  const finish = (settled: Settled, bytes: number) => {
+    stats.messageSettled(settled.outcome, settled.action, settled.deadLetter);
+    limit.release(1);
+    budget.release(bytes);
+  };
   let subscription: { unsubscribe(): void } | undefined;
   const done = new Promise<void>((resolve, reject) => {
     subscription = pullMessages(o.source, limit, budget, { ...o.pull, drainSignal: draining.signal }, o.log)
@@ -96,9 +111,7 @@ export function runPipeline(o: PipelineOptions): RunningPipeline {
           keepAliveEveryMs: Math.max(250, Math.floor(o.ackWaitMs / 3)),
           release: ({ msg, bytes }) => {
             msg.nak();
-            stats.messageSettled("retry");
-            limit.release(1);
-            budget.release(bytes);
+            finish(RETRY, bytes);
           },
           onWaiting: (n) => stats.setWaiting(n),
           ...(o.giveBack$ ? { giveBack$: o.giveBack$ } : {}),
@@ -116,10 +129,8 @@ export function runPipeline(o: PipelineOptions): RunningPipeline {
             o.log.error({ err, stream: msg.info.stream, seq: msg.seq }, "unexpected failure settling a message");
             settled = { outcome: "retry" as const };
           }
-          stats.messageSettled(settled.outcome, settled.action);
           o.onSettled?.(settled, msg);
-          limit.release(1); // the message's credit and bytes: the pull may ask for more
-          budget.release(bytes);
+          finish(settled, bytes);
         }, MAX_CONCURRENCY),
       )
       .subscribe({ complete: resolve, error: reject });

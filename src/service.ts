@@ -19,13 +19,15 @@ import { pollConsumerLag, type ConsumerLag } from "./ingest/consumer-lag.js";
 import { ensureTopology, EXHAUSTED_MAX_DELIVER } from "./ingest/topology.js";
 import { watchLiveConfig } from "./live-config/watch-live-config.js";
 import type { RuleSnapshot } from "./match/snapshot.js";
-import { createLatencyWindow, type LatencyWindow } from "./ops/history.js";
+import { createLatencyWindow } from "./ops/history.js";
 import { createMetrics, type Metrics } from "./ops/metrics.js";
 import { createExplainQueue } from "./ops/explain-endpoint.js";
-import { createServiceStats, type ServiceStats } from "./ops/service-stats.js";
+import { createServiceStats } from "./ops/service-stats.js";
+import type { OpsView, ServiceEventRecord } from "./ops/ops-view.js";
 import { runPipeline } from "./pipeline.js";
 import { RuleStoreError, type RuleDatabase } from "./rules/database.js";
-import { createRuleLoader, SnapshotOverBudgetError } from "./rules/load-rules.js";
+import { createRuleLoader } from "./rules/load-rules.js";
+import { SnapshotOverBudgetError } from "./match/snapshot-budget.js";
 import { createSkippedRowsReporter } from "./rules/report-skipped.js";
 import { watchTablesAccess } from "./rules/check-tables.js";
 import { createPublisher } from "./verdict/publish.js";
@@ -35,7 +37,7 @@ import { startLeaderLease, type LeaderLease } from "./fleet/leader-lease.js";
 import { announce, databaseIdentity, openRulesBucket, watchFleetKeys, type Announcement, type Pin } from "./fleet/rules-bucket.js";
 import { openSnapshotStore, snapshotRows } from "./fleet/snapshot-store.js";
 import { SnapshotFormatError } from "./fleet/snapshot-codec.js";
-import { createFleetView, discoverFleet, type FleetInstance, type InstanceStats } from "./fleet/discover-fleet.js";
+import { createFleetView, discoverFleet, type InstanceStats } from "./fleet/discover-fleet.js";
 import { TORTMATCH_VERSION } from "./version.js";
 import { warmUpStages } from "./warm-up.js";
 
@@ -70,39 +72,17 @@ export interface ServiceDeps {
   readonly inspect?: (event: InspectionEvent) => void;
 }
 
-/** A rule-cache transition or error, kept for the status page (the last RECENT_EVENTS of each). */
-export interface ServiceEventRecord {
-  readonly at: string;
-  readonly state: string;
-  readonly detail?: string;
-}
+/** The last RECENT_EVENTS rule-cache transitions and errors are kept for the status page. */
 export const RECENT_EVENTS = 50;
 
-export interface RunningService {
+export interface RunningService extends OpsView {
   readonly actor: ActorRefFrom<typeof serviceMachine>;
-  readonly stats: ServiceStats;
   readonly limit: ConcurrencyLimit;
   readonly budget: ByteBudget;
-  /** End-to-end latencies since the last chart sample. */
-  readonly latencies: LatencyWindow;
   readonly snapshot$: BehaviorSubject<RuleSnapshot | null>;
   readonly metrics: Metrics;
-  /** The durable consumer's last lag reading (every TORT_LAG_POLL_MS). */
-  consumerLag(): ConsumerLag | null;
-  /** The rule cache's current state name. */
-  ruleCacheState(): string;
-  /** This instance's id in the fleet (its NATS service id). */
-  readonly instanceId: string;
   /** What this instance reports of itself to the fleet (`tortmatch fleet`, the status page). */
   instanceStats(): InstanceStats;
-  /** When this instance last confirmed it serves the tables' newest content, epoch ms (null before its first snapshot). */
-  snapshotConfirmedAt(): number | null;
-  /** Whether this instance can read the rule tables (null before its first check), and why not. */
-  tablesAccess(): { readonly readable: boolean | null; readonly reason: string | null };
-  /** The instances on this consumer as last discovered (refreshed at most every TORT_LAG_POLL_MS, while someone looks). */
-  fleetInstances(): readonly FleetInstance[];
-  /** Recent rule-cache transitions and errors, newest last (bounded). */
-  readonly recent: { readonly transitions: readonly ServiceEventRecord[]; readonly errors: readonly ServiceEventRecord[] };
   /** Stop pulling, settle in-flight work, stop the rule cache. Resolves with the failure, if any. */
   stop(): Promise<string | null>;
   /** Resolves when the actor system has stopped (by request or failure). */
@@ -396,7 +376,6 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
             const endToEnd = Math.max(0, now().getTime() - msg.info.timestampNanos / 1e6) / 1000;
             metrics.settledAfter(endToEnd);
             latencies.observe(endToEnd);
-            if (settled.deadLetter !== undefined) metrics.deadLettered(settled.deadLetter);
           },
         });
         pipeline.done.catch((err: unknown) => sendBack({ type: "CONSUMER.FAILED", error: String((err as Error)?.message ?? err) }));
@@ -415,12 +394,9 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
           retryDelayMs: Math.max(c.TORT_NAK_DELAY_MS, 1_000),
           now,
           log,
-          onSettled: (settled) => {
-            metrics.exhaustedSettled(settled.outcome);
-            if (settled.deadLetter !== undefined) metrics.deadLettered(settled.deadLetter);
-          },
+          onSettled: (settled) => stats.exhaustedSettled(settled.outcome, settled.deadLetter),
           maxDeliver: EXHAUSTED_MAX_DELIVER,
-          onGaveUp: () => metrics.exhaustedGivenUp(),
+          onGaveUp: () => stats.exhaustedGaveUp(),
         });
         return () => void worker.stop();
       }),
@@ -592,6 +568,7 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
     snapshot$,
     metrics,
     ruleCacheState: () => cacheState,
+    ruleCache: () => actor.system.get("ruleCache")?.getSnapshot().context,
     instanceId,
     instanceStats: () => instanceStats(),
     snapshotConfirmedAt: () => confirmedAt(),

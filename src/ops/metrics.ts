@@ -7,14 +7,14 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { RuleSnapshot } from "../match/snapshot.js";
 import type { ConsumerLag } from "../ingest/consumer-lag.js";
-import { DEAD_LETTER_CLASSES, type DeadLetterClass } from "../verdict/decide-settlement.js";
+import { DEAD_LETTER_CLASSES } from "../verdict/decide-settlement.js";
 import { createBucketHistogram } from "./bucket-histogram.js";
-import { OUTCOMES, type Outcome, type ServiceStats } from "./service-stats.js";
+import { OUTCOMES, type ServiceStats } from "./service-stats.js";
 import { VERDICT_ACTIONS } from "../match/types.js";
 
 export interface MetricsSources {
   /** The pipeline's own counts of settlements, by outcome and by verdict action: the counters read them when scraped. */
-  readonly stats: Pick<ServiceStats, "outcomes" | "verdicts">;
+  readonly stats: Pick<ServiceStats, "outcomes" | "verdicts" | "deadLetters" | "exhausted" | "givenUp">;
   readonly inFlight: () => number;
   readonly limit: () => number;
   readonly waiting: () => number;
@@ -168,13 +168,14 @@ export function createMetrics(sources: MetricsSources) {
     },
   });
 
-  const exhausted = labelledCounter(
+  mirroredCounter(
     "tortmatch_exhausted_total",
     "Inputs whose deliveries ran out unsettled, settled by the exhausted-deliveries worker, by outcome",
     "outcome",
     OUTCOMES,
+    () => sources.stats.exhausted,
   );
-  const deadLetters = labelledCounter("tortmatch_dead_letters_total", "Dead letters written, by class of reason", "reason", DEAD_LETTER_CLASSES);
+  mirroredCounter("tortmatch_dead_letters_total", "Dead letters written, by class of reason", "reason", DEAD_LETTER_CLASSES, () => sources.stats.deadLetters);
   const lagGauge = (name: string, help: string, pick: (lag: ConsumerLag) => number) =>
     new Gauge({
       name,
@@ -189,10 +190,14 @@ export function createMetrics(sources: MetricsSources) {
   lagGauge("tortmatch_consumer_ack_pending_messages", "Messages delivered to the durable consumer and not yet acknowledged, across every instance", (l) => l.ackPending);
   lagGauge("tortmatch_consumer_redelivered_messages", "Messages delivered more than once and not yet acknowledged", (l) => l.redelivered);
   for (const kind of ["full", "incremental"]) for (const result of ["ok", "error", "over_budget"]) loads.inc({ kind, result }, 0);
-  const givenUp = new Counter({
+  new Counter({
     name: "tortmatch_exhausted_given_up_total",
     help: "Inputs whose deliveries ran out and that the exhausted-deliveries worker could not settle either, after its own last delivery: no verdict, no dead letter (each logged at error level with its stream sequence)",
     registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(sources.stats.givenUp);
+    },
   });
   const rowsRead = new Counter({ name: "tortmatch_rule_rows_read_total", help: "Rows read from the rule tables by this instance (a follower in a fleet reads none)", registers: [registry] });
   const fetches = labelledCounter("tortmatch_rule_fetches_total", "Rule snapshots fetched from the fleet's snapshot store, by result (refused: the object failed its checks)", "result", ["ok", "error", "refused"]);
@@ -225,9 +230,6 @@ export function createMetrics(sources: MetricsSources) {
   return {
     /** What /metrics serves: the process's metrics and this service's. */
     registry: Registry.merge([processMetrics(), registry]),
-    exhaustedSettled: (outcome: Outcome) => exhausted.inc({ outcome }),
-    exhaustedGivenUp: () => givenUp.inc(),
-    deadLettered: (reason: DeadLetterClass) => deadLetters.inc({ reason }),
     /** A message settled this long after it was stored in the input stream (its outcome is counted by ServiceStats). */
     settledAfter: (endToEndSeconds: number) => endToEnd.observe(endToEndSeconds),
     matched: (seconds: number) => matchSeconds.observe(seconds),

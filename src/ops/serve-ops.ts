@@ -3,7 +3,7 @@
  * status page, with the throughput meter they show. `run` and `demo` both use it.
  */
 import { redactConfig, type Config } from "../config.js";
-import type { RunningService } from "../service.js";
+import type { OpsView } from "./ops-view.js";
 import { startOpsServer, type OpsServer } from "./ops-server.js";
 import { recordHistory } from "./history.js";
 import { currentStatus } from "./status.js";
@@ -23,7 +23,7 @@ function throughputMeter(read: () => number, windowS = 5): { rate(): number; sto
 }
 
 export interface ServeOpsOptions {
-  readonly service: RunningService;
+  readonly service: OpsView;
   readonly config: Config;
   /** Where to listen: TORT_OPS_PORT for `run`, 0 (any free port) for `demo`. */
   readonly port: number;

@@ -1,11 +1,16 @@
-/** Counters of what the pipeline did: for logs, summaries, tests and (later) /metrics. */
+/**
+ * The one place an instance counts what happened to its messages: the pipeline's settlements, the
+ * dead letters by class, and the exhausted-deliveries worker's settlements. /metrics, the status page
+ * and the fleet's stats all read these counts, so they cannot disagree.
+ */
 import { VERDICT_ACTIONS, type VerdictAction } from "../match/types.js";
-
-import type { SettlementOutcome } from "../verdict/decide-settlement.js";
+import { DEAD_LETTER_CLASSES, type DeadLetterClass, type SettlementOutcome } from "../verdict/decide-settlement.js";
 
 /** How a message's settlement ended (see verdict/decide-settlement.ts). */
 export type Outcome = SettlementOutcome;
 export const OUTCOMES: readonly Outcome[] = ["verdict", "duplicate-verdict", "dead-letter", "retry", "stuck"];
+
+const zeroes = <K extends string>(keys: readonly K[]) => Object.fromEntries(keys.map((k) => [k, 0])) as Record<K, number>;
 
 export interface ServiceStats {
   /** Messages pulled. */
@@ -14,6 +19,12 @@ export interface ServiceStats {
   readonly settled: number;
   outcomes: Record<Outcome, number>;
   verdicts: Record<VerdictAction, number>;
+  /** Dead letters written, by class of reason: the pipeline's and the exhausted-deliveries worker's. */
+  deadLetters: Record<DeadLetterClass, number>;
+  /** Inputs whose deliveries ran out, settled by the exhausted-deliveries worker, by outcome. */
+  exhausted: Record<Outcome, number>;
+  /** Inputs the exhausted-deliveries worker could not settle either, after its own last delivery. */
+  givenUp: number;
   /** Messages between pull and settlement now, and the most seen since the last reset. */
   inFlight: number;
   maxInFlight: number;
@@ -22,7 +33,9 @@ export interface ServiceStats {
   peakWaiting: number;
   setWaiting(waiting: number): void;
   messageReceived(): void;
-  messageSettled(outcome: Outcome, action?: VerdictAction): void;
+  messageSettled(outcome: Outcome, action?: VerdictAction, deadLetter?: DeadLetterClass): void;
+  exhaustedSettled(outcome: Outcome, deadLetter?: DeadLetterClass): void;
+  exhaustedGaveUp(): void;
   /** Start a new window for `maxInFlight` (returns the old maximum). */
   resetMaxInFlight(): number;
 }
@@ -30,8 +43,11 @@ export interface ServiceStats {
 export function createServiceStats(): ServiceStats {
   return {
     received: 0,
-    outcomes: { verdict: 0, "duplicate-verdict": 0, "dead-letter": 0, retry: 0, stuck: 0 },
-    verdicts: Object.fromEntries(VERDICT_ACTIONS.map((a) => [a, 0])) as Record<VerdictAction, number>,
+    outcomes: zeroes(OUTCOMES),
+    verdicts: zeroes(VERDICT_ACTIONS),
+    deadLetters: zeroes(DEAD_LETTER_CLASSES),
+    exhausted: zeroes(OUTCOMES),
+    givenUp: 0,
     inFlight: 0,
     maxInFlight: 0,
     waiting: 0,
@@ -48,10 +64,18 @@ export function createServiceStats(): ServiceStats {
       this.inFlight++;
       if (this.inFlight > this.maxInFlight) this.maxInFlight = this.inFlight;
     },
-    messageSettled(outcome, action) {
+    messageSettled(outcome, action, deadLetter) {
       this.inFlight--;
       this.outcomes[outcome]++;
       if (action !== undefined) this.verdicts[action]++;
+      if (deadLetter !== undefined) this.deadLetters[deadLetter]++;
+    },
+    exhaustedSettled(outcome, deadLetter) {
+      this.exhausted[outcome]++;
+      if (deadLetter !== undefined) this.deadLetters[deadLetter]++;
+    },
+    exhaustedGaveUp() {
+      this.givenUp++;
     },
     resetMaxInFlight() {
       const max = this.maxInFlight;

@@ -1,7 +1,7 @@
 /** What the status page and /status.json show: one plain, secret-free object. */
 import { ruleCacheMachine } from "../../machines/rule-cache.machine.js";
 import { VERDICT_ACTIONS } from "../match/types.js";
-import type { RunningService } from "../service.js";
+import type { OpsView } from "./ops-view.js";
 
 /** The rule-cache state chart as boxes and arrows (read from the machine definition). */
 export function ruleCacheChart(): { states: string[]; transitions: { from: string; to: string; event: string }[] } {
@@ -19,7 +19,7 @@ export function ruleCacheChart(): { states: string[]; transitions: { from: strin
 }
 
 export interface StatusInput {
-  readonly service: RunningService;
+  readonly service: OpsView;
   readonly natsConnected: () => boolean;
   readonly config: Record<string, unknown>;
   readonly startedAt: number;
@@ -31,7 +31,7 @@ export interface StatusInput {
 export function currentStatus(input: StatusInput) {
   const { service } = input;
   const snapshot = service.snapshot$.value;
-  const cache = service.actor.system.get("ruleCache")?.getSnapshot().context;
+  const cache = service.ruleCache();
   const o = service.stats.outcomes;
   return {
     at: new Date().toISOString(),
@@ -70,7 +70,7 @@ export function currentStatus(input: StatusInput) {
       throughputPerSecond: Math.round(input.throughput()),
     },
     verdicts: Object.fromEntries(VERDICT_ACTIONS.map((a) => [a, service.stats.verdicts[a]])),
-    deadLetters: o["dead-letter"],
+    deadLetters: Object.values(service.stats.deadLetters).reduce((sum, n) => sum + n, 0),
     retries: o.retry,
     recent: service.recent,
     inspector: input.inspector,
