@@ -160,10 +160,12 @@ async function bareLoop(config: Config, o: BareOptions): Promise<{ stop(): Promi
  */
 async function startOwnService(config: Config): Promise<RunningService & { close(): Promise<void> }> {
   const own = await connect({ servers: natsUrl, noAsyncTraces: true });
-  const service = await startService({ config, log, nc: own, database: openRuleDatabase({ url: databaseUrl }), pullExpiresMs: 1_000 });
+  const database = openRuleDatabase({ url: databaseUrl });
+  const service = await startService({ config, log, nc: own, database, pullExpiresMs: 1_000 });
   return Object.assign(service, {
     async close() {
       await service.stop();
+      await database.close();
       await own.drain();
     },
   });

@@ -33,20 +33,27 @@ export interface App {
   readonly nc: NatsConnection;
   readonly ops: OpsServer | null;
   readonly inspector: InspectorBridge | null;
-  /** Stop the service (drain, settle, stop the rule cache), then close everything else; resolves with the service's failure, if any. */
+  /** Stop the service (drain, settle, stop the rule cache), then close everything else, once; resolves with the service's failure, if any. */
   close(): Promise<string | null>;
 }
 
 export async function startApp(o: AppOptions): Promise<App> {
   const { config, log } = o;
-  /** Closers in start-up order; run in reverse, once. */
+  /**
+   * The parts' closers, in start-up order. Shutdown, once, in one place: the service first (stop
+   * pulling, settle what is in flight, stop the rule cache; the ops server still answers meanwhile),
+   * then every other part in the reverse order of start-up. Each closer runs even if one before it failed.
+   */
   const closers: { name: string; close: () => Promise<unknown> }[] = [];
-  let closing: Promise<void> | null = null;
+  let service: RunningService | null = null;
+  let closing: Promise<string | null> | null = null;
   const closeAll = () =>
     (closing ??= (async () => {
+      const failure = service ? await service.stop() : null;
       for (const { name, close } of closers.reverse()) {
         await close().catch((err: unknown) => log.warn({ err: (err as Error).message, resource: name }, "closing failed"));
       }
+      return failure;
     })());
 
   try {
@@ -63,29 +70,23 @@ export async function startApp(o: AppOptions): Promise<App> {
       log.info({ url: bridge.url }, "Stately inspector bridge listening (open it in a browser with internet access)");
     }
 
-    // The rule cache owns the pool once the service runs (it closes it when it stops).
     const database = openRuleDatabase({ url: config.DATABASE_URL });
-    let service: RunningService;
-    try {
-      service = await startService({
-        config,
-        log,
-        nc,
-        database,
-        natsConnected,
-        ...(o.pullExpiresMs !== undefined ? { pullExpiresMs: o.pullExpiresMs } : {}),
-        ...(inspector ? { inspect: inspector.inspect.next!.bind(inspector.inspect) } : {}),
-      });
-    } catch (err) {
-      await database.close().catch(() => {});
-      throw err;
-    }
-    closers.push({ name: "service", close: () => service.stop() });
+    closers.push({ name: "database", close: () => database.close() });
+    const running = await startService({
+      config,
+      log,
+      nc,
+      database,
+      natsConnected,
+      ...(o.pullExpiresMs !== undefined ? { pullExpiresMs: o.pullExpiresMs } : {}),
+      ...(inspector ? { inspect: inspector.inspect.next!.bind(inspector.inspect) } : {}),
+    });
+    service = running;
 
     let ops: OpsServer | null = null;
     if (o.opsPort !== null) {
       try {
-        ops = await serveOps({ service, config, port: o.opsPort, natsConnected, inspectorUrl: inspector?.url ?? null });
+        ops = await serveOps({ service: running, config, port: o.opsPort, natsConnected, inspectorUrl: inspector?.url ?? null });
       } catch (err) {
         throw new Error(`the ops server cannot listen on ${config.TORT_OPS_HOST}:${o.opsPort} (TORT_OPS_PORT, --ops-port; 0 turns it off): ${(err as Error).message}`, { cause: err });
       }
@@ -94,17 +95,7 @@ export async function startApp(o: AppOptions): Promise<App> {
       log.info({ url: ops.url }, "status page, /metrics, /healthz and /readyz listening");
     }
 
-    return {
-      service,
-      nc,
-      ops,
-      inspector,
-      async close() {
-        const failure = await service.stop();
-        await closeAll();
-        return failure;
-      },
-    };
+    return { service: running, nc, ops, inspector, close: closeAll };
   } catch (err) {
     await closeAll();
     throw err;

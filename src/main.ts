@@ -38,7 +38,7 @@ export async function runMain(config: Config, options: MainOptions = {}): Promis
       log.error("shutdown took too long; exiting");
       process.exit(1);
     }, config.TORT_SHUTDOWN_TIMEOUT_MS + 10_000).unref();
-    void service.stop();
+    void app.close();
   };
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);

@@ -14,7 +14,8 @@ const expect = Number(process.env.EXPECT);
 const config = loadConfig();
 const nc = await connect({ servers: config.NATS_URL.split(","), noAsyncTraces: true });
 const started = performance.now();
-const service = await startService({ config, log: createLogger(config.LOG_LEVEL), nc, database: openRuleDatabase({ url: config.DATABASE_URL }), pullExpiresMs: 1_000 });
+const database = openRuleDatabase({ url: config.DATABASE_URL });
+const service = await startService({ config, log: createLogger(config.LOG_LEVEL), nc, database, pullExpiresMs: 1_000 });
 let readyAt = 0;
 service.snapshot$.subscribe((s) => {
   if (s !== null && readyAt === 0) readyAt = performance.now();
@@ -26,6 +27,7 @@ while (settled() < expect) {
 const doneAt = performance.now();
 const loads = service.actor.system.get("ruleCache").getSnapshot().context.loads;
 await service.stop();
+await database.close();
 await nc.drain();
 console.log(
   JSON.stringify({

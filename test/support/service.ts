@@ -26,16 +26,17 @@ export async function seededDatabase(dataset = SMALL_DATASET): Promise<TestDatab
 
 export const resultLines = (results: number, invalidShare = 0, dataset = SMALL_DATASET) => [...generateResultLines({ ...dataset, results, invalidShare })];
 
-/** Start the service in this process with its own pool to `databaseUrl` (closed by the service). */
-export function startTestService(config: Config, nc: NatsConnection, extra: Partial<ServiceDeps> = {}): Promise<RunningService> {
-  return startService({
-    config,
-    log: createLogger(process.env.TEST_LOG_LEVEL ?? "silent"),
-    nc,
-    database: openRuleDatabase({ url: config.DATABASE_URL, connectTimeoutMs: 2_000 }),
-    pullExpiresMs: 1_000,
-    ...extra,
-  });
+/** Start the service in this process with its own pool to `databaseUrl`, closed here once the service has stopped (or failed to start). */
+export async function startTestService(config: Config, nc: NatsConnection, extra: Partial<ServiceDeps> = {}): Promise<RunningService> {
+  const database = openRuleDatabase({ url: config.DATABASE_URL, connectTimeoutMs: 2_000 });
+  try {
+    const service = await startService({ config, log: createLogger(process.env.TEST_LOG_LEVEL ?? "silent"), nc, database, pullExpiresMs: 1_000, ...extra });
+    void service.stopped.finally(() => database.close());
+    return service;
+  } catch (err) {
+    await database.close();
+    throw err;
+  }
 }
 
 /** What the matcher says for a line, against a snapshot: the reference the service must agree with. */
