@@ -122,6 +122,7 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
         }),
         configWatcher: configWatcher(topology.configKv, { concurrency: c.TORT_CONCURRENCY, refresh_interval_ms: c.TORT_REFRESH_INTERVAL_MS }, log),
         changeNotices: changeNotices(nc, c.TORT_RULES_CHANGED_SUBJECT, () => {
+          state.notices++;
           if (link.lease?.isLeader() && link.noticeOwedSince === null) link.noticeOwedSince = now().getTime();
           void tables.check();
         }),

@@ -39,6 +39,13 @@ export interface OpsView {
   tablesAccess(): { readonly readable: boolean | null; readonly reason: string | null };
   /** The instances on this consumer as last discovered. */
   fleetInstances(): readonly FleetInstance[];
-  /** Recent rule-cache transitions and errors, newest last (bounded). */
-  readonly recent: { readonly transitions: readonly ServiceEventRecord[]; readonly errors: readonly ServiceEventRecord[] };
+  /**
+   * Recent rule-cache transitions and errors, newest last (bounded). Routine refreshes (timed, that
+   * changed nothing) are not transitions: they are counted in `quietRefreshes`.
+   */
+  readonly recent: {
+    readonly transitions: readonly ServiceEventRecord[];
+    readonly errors: readonly ServiceEventRecord[];
+    readonly quietRefreshes?: { readonly count: number; readonly lastAt: string | null };
+  };
 }

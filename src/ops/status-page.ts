@@ -13,20 +13,25 @@ export const STATUS_PAGE = `<!doctype html>
   .card { background: #fff; border: 1px solid #dde1e8; border-radius: 8px; padding: 10px 14px; }
   .big { font-size: 22px; font-weight: 600; } .muted { color: #6b7385; } .bad { color: #b3261e; } .ok { color: #1b7f3b; }
   table { border-collapse: collapse; width: 100%; } td { padding: 2px 6px 2px 0; vertical-align: top; }
+  #snapshot td:last-child, #fleet td:last-child { overflow-wrap: anywhere; } #snapshot td:first-child, #fleet td:first-child { white-space: nowrap; }
   svg text { font: 12px system-ui, sans-serif; } .state rect { fill: #fff; stroke: #8a93a6; stroke-width: 1.5; }
   .state.current rect { fill: #2f6fec; stroke: #1a4fb8; } .state.current text { fill: #fff; font-weight: 600; }
+  #chart { width: 100%; max-width: 1080px; height: auto; display: block; }
+  #edges { columns: 3 260px; font-size: 11px; color: #6b7385; margin: 4px 0 8px; padding-left: 16px; } #edges li.next { color: #1d2330; font-weight: 600; }
   .edge { stroke: #9aa3b5; fill: none; marker-end: url(#arrow); } .edge-label { fill: #6b7385; font-size: 10px; }
   .charts svg { width: 100%; height: 120px; } .line { fill: none; stroke-width: 1.6; } .axis { stroke: #dde1e8; }
   .mark { stroke: #b3261e; stroke-dasharray: 3 3; stroke-width: 1; } .legend { font-size: 11px; }
-  #instances { font-size: 11px; margin-top: 8px; width: 100%; } #instances td { padding-right: 6px; overflow-wrap: anywhere; }
+  #instances { font-size: 11px; margin-top: 8px; width: 100%; } #instances td { padding-right: 6px; white-space: nowrap; }
+  #instances td.version, #instances td.id { white-space: normal; overflow-wrap: anywhere; } #instances td.version { min-width: 8em; }
   ol { margin: 0; padding-left: 18px; max-height: 220px; overflow: auto; overflow-wrap: anywhere; } code { font-size: 12px; }
 </style></head>
 <body>
 <h1>tortmatch <span id="ready" class="muted">connecting…</span></h1>
 <div class="muted">updated <span id="at">–</span> · up <span id="uptime">–</span> s · <span id="live">waiting for events</span></div>
 <h2>Rule cache</h2>
-<div class="card"><svg id="chart" width="840" height="310" role="img" aria-label="rule cache state chart"></svg>
-<div>state <b id="state">–</b> · loads <b id="loads">–</b> · attempt <b id="attempt">–</b> <span id="lastError" class="bad"></span></div></div>
+<div class="card"><svg id="chart" viewBox="0 0 1080 290" role="img" aria-label="rule cache state chart"></svg>
+<ul id="edges"></ul>
+<div>state <b id="state">–</b> · loads <b id="loads">–</b> · attempt <b id="attempt">–</b> · routine refreshes that changed nothing <b id="quiet">–</b> <span id="quietAt" class="muted"></span> <span id="lastError" class="bad"></span></div></div>
 <div class="grid">
   <div class="card"><h2>Snapshot</h2><table id="snapshot"></table></div>
   <div class="card"><h2>Fleet</h2><table id="fleet"></table><table id="instances"></table></div>
@@ -48,10 +53,11 @@ export const STATUS_PAGE = `<!doctype html>
   <div class="card"><h2>Inspector</h2><div id="inspector" class="muted"></div></div>
 </div>
 <script>
+// Columns 230 apart: a 120-wide box and 110 between boxes, room for a two-line label of ~18 characters a line.
 const LAYOUT = {
-  idle: [20, 30], awaitingLeader: [190, 30], loading: [360, 30], ready: [530, 30], refreshing: [700, 30],
-  fetching: [190, 140], publishing: [530, 140], retrying: [700, 140],
-  stopping: [190, 250], stopped: [20, 250],
+  idle: [10, 30], awaitingLeader: [240, 30], loading: [470, 30], ready: [700, 30], refreshing: [930, 30],
+  fetching: [240, 140], publishing: [700, 140], retrying: [930, 140],
+  stopping: [240, 250], stopped: [10, 250],
 };
 const at = (s) => LAYOUT[s] || [20, 140];
 const W = 120, H = 36, NS = "http://www.w3.org/2000/svg";
@@ -71,10 +77,17 @@ function drawChart(chart) {
     const cut = (p, s) => [p[0] + s * dx / len * (Math.abs(dx) > Math.abs(dy) ? W / 2 : H / 2 / Math.max(0.3, Math.abs(dy) / len)), p[1] + s * dy / len * H / 2];
     const p = cut(a, 1), q = cut(b, -1);
     el("path", { class: "edge", d: "M" + p[0] + " " + p[1] + " L" + q[0] + " " + q[1] }, svg);
-    const label = el("text", { class: "edge-label", "text-anchor": "middle", x: (p[0] + q[0]) / 2 + (Math.abs(dy) > Math.abs(dx) ? 0 : 0), y: (p[1] + q[1]) / 2 + (back ? 14 : -6) }, svg);
-    label.textContent = chart.transitions.filter((u) => u.from === t.from && u.to === t.to).map((u) => u.event).join(" / ");
+    // 21 arrows between 10 boxes leave no room for their labels on the arrows: the events are listed
+    // under the chart instead, by the state they leave (those of the current state in bold).
+    const events = chart.transitions.filter((u) => u.from === t.from && u.to === t.to).map((u) => u.event);
+    const item = document.createElement("li");
+    item.dataset.from = t.from;
+    item.textContent = t.from + " → " + t.to + ": " + events.join(", ");
+    document.getElementById("edges").appendChild(item);
   }
-  el("text", { class: "edge-label", x: 360, y: 300 }, svg).textContent = "STOP from any state → stopping";
+  const stop = document.createElement("li");
+  stop.textContent = "any state → stopping: STOP";
+  document.getElementById("edges").appendChild(stop);
   for (const s of chart.states) {
     const [x, y] = at(s);
     const g = el("g", { class: "state", id: "state-" + s }, svg);
@@ -91,12 +104,14 @@ function render(s) {
   set("ready", s.ready ? "ready" : "not ready"); document.getElementById("ready").className = s.ready ? "ok" : "bad";
   set("at", s.at.slice(11, 19)); set("uptime", s.uptimeSeconds);
   for (const g of document.querySelectorAll(".state")) g.classList.toggle("current", g.id === "state-" + s.ruleCache.state);
+  for (const li of document.querySelectorAll("#edges li")) li.classList.toggle("next", li.dataset.from === s.ruleCache.state);
+  set("quiet", s.ruleCache.quietRefreshes.count); set("quietAt", s.ruleCache.quietRefreshes.lastAt ? "(last " + s.ruleCache.quietRefreshes.lastAt.slice(11, 19) + ")" : "");
   set("state", s.ruleCache.state); set("loads", s.ruleCache.loads); set("attempt", s.ruleCache.attempt); set("lastError", s.ruleCache.lastError ? "last error: " + s.ruleCache.lastError : "");
   rows("snapshot", s.snapshot ? { version: s.snapshot.version, "loaded as": s.snapshot.loadKind, "age (s)": s.snapshot.ageSeconds, "rule rows": s.snapshot.ruleRows, "property rows": s.snapshot.propertyRows, "active rules": s.snapshot.activeRules, "skipped rows": s.snapshot.skippedRules + s.snapshot.skippedProperties } : { snapshot: "none yet" });
   const f = s.fleet;
   rows("fleet", f.role === "solo" ? { fleet: "off (TORT_FLEET=off): this instance reads the rule tables itself" } : { instance: f.instanceId, role: f.role, serves: (f.served ?? "–") + " (from " + (f.source ?? "–") + ")", current: f.current ?? "none announced", pinned: f.pinned === null ? "not pinned" : f.pinIgnored === f.pinned ? f.pinned + " (IGNORED: cannot be served)" : f.pinned, "publish error": f.publishError ?? "–", "rule tables": f.tables.readable === false ? "CANNOT BE READ: " + f.tables.reason : f.tables.readable ? "readable" : "not checked yet" });
   document.getElementById("instances").innerHTML = f.instances.length === 0 ? "" : "<tr class=muted><td>id</td><td>role</td><td>state</td><td>version</td><td>in flight</td></tr>" +
-    f.instances.map((i) => "<tr><td><code>" + esc(i.id) + "</code></td><td>" + esc(i.role) + "</td><td>" + esc(i.state) + "</td><td>" + esc(i.version ?? "–") + "</td><td>" + esc(i.inFlight + " / " + i.limit) + "</td></tr>").join("");
+    f.instances.map((i) => "<tr><td class=id><code>" + esc(i.id) + "</code></td><td>" + esc(i.role) + "</td><td>" + esc(i.state) + "</td><td class=version>" + esc(i.version ?? "–") + "</td><td>" + esc(i.inFlight + " / " + i.limit) + "</td></tr>").join("");
   set("inFlight", s.flow.inFlight); set("limit", s.flow.limit); set("waiting", s.flow.waiting); set("throughput", s.flow.throughputPerSecond); set("received", s.flow.received);
   rows("verdicts", s.verdicts); set("deadLetters", s.deadLetters); set("retries", s.retries);
   list("transitions", s.recent.transitions); list("errors", s.recent.errors);
@@ -130,6 +145,9 @@ function drawCharts(h) {
     c.series.forEach(([k, label, color], i) => {
       const pts = samples.filter((s) => s[k] != null).map((s) => x(s.t).toFixed(1) + "," + y(s[k]).toFixed(1)).join(" ");
       el("polyline", { class: "line", stroke: color, points: pts, "data-series": k }, svg);
+      // A lone sample (one interval that settled something, after a burst) draws no line: a dot shows it.
+      const only = samples.filter((s) => s[k] != null);
+      if (only.length === 1) el("circle", { cx: x(only[0].t), cy: y(only[0][k]), r: 2.5, fill: color, "data-series": k }, svg);
       el("text", { class: "legend", x: L + 6 + i * 90, y: 12, fill: color }, svg).textContent = label;
     });
     for (const m of h.marks) {

@@ -43,6 +43,8 @@ export function currentStatus(input: StatusInput) {
       attempt: cache?.attempt ?? 0,
       lastError: cache?.lastError ?? null,
       loads: cache?.loads ?? 0,
+      /** Timed refreshes that changed nothing: counted, not listed as transitions. */
+      quietRefreshes: service.recent.quietRefreshes ?? { count: 0, lastAt: null },
     },
     fleet: {
       instanceId: service.instanceId,

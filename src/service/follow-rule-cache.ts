@@ -24,6 +24,8 @@ export const RECENT_EVENTS = 50;
 export interface RecentEvents {
   readonly transitions: readonly ServiceEventRecord[];
   readonly errors: readonly ServiceEventRecord[];
+  /** Refreshes that no notice asked for and that changed nothing: counted, not listed. */
+  readonly quietRefreshes: { count: number; lastAt: string | null };
 }
 
 export interface FollowOptions {
@@ -46,6 +48,10 @@ export function followRuleCache(cache: ActorRefFrom<typeof ruleCacheMachine>, o:
     if (list.length > RECENT_EVENTS) list.shift();
   };
   const servePrevious = serveSnapshots(o);
+  const quietRefreshes = { count: 0, lastAt: null as string | null };
+  /** A refresh in progress: when it began, from which version, and the notices seen before it. */
+  let refresh: { at: string; version: string | null; notices: number } | null = null;
+  let noticesSettled = o.state.notices;
   let lastAttempt = 0;
   let givenBack = false;
   let pinIgnored: string | null = null;
@@ -81,15 +87,35 @@ export function followRuleCache(cache: ActorRefFrom<typeof ruleCacheMachine>, o:
       confirmRead(ctx, o);
     }
     if (state !== o.state.cacheState) {
+      const previous = o.state.cacheState;
       o.state.cacheState = state;
-      remember(transitions, state, ctx.version ?? undefined);
       const level = state === "retrying" ? "warn" : "info";
       o.log[level]({ ruleCache: state, attempt: ctx.attempt, lastError: ctx.lastError ?? undefined }, "rule cache state");
+      if (state === "refreshing") {
+        // Listed only once it is known to be an event: it changed the rules, failed, or a notice asked for it.
+        refresh = { at: o.now().toISOString(), version: ctx.version, notices: noticesSettled };
+        return;
+      }
+      if (refresh !== null && previous === "refreshing") {
+        const quiet = state === "ready" && ctx.version === refresh.version && o.state.notices === refresh.notices;
+        if (quiet) {
+          quietRefreshes.count++;
+          quietRefreshes.lastAt = o.now().toISOString();
+        } else {
+          transitions.push({ at: refresh.at, state: "refreshing", ...(refresh.version ? { detail: refresh.version } : {}) });
+          if (transitions.length > RECENT_EVENTS) transitions.shift();
+        }
+        refresh = null;
+        noticesSettled = o.state.notices;
+        if (quiet) return;
+      }
+      noticesSettled = o.state.notices;
+      remember(transitions, state, ctx.version ?? undefined);
     }
   };
   const subscription = cache.subscribe(follow);
   follow(cache.getSnapshot()); // the state it is already in
-  return { recent: { transitions, errors }, stop: () => subscription.unsubscribe() };
+  return { recent: { transitions, errors, quietRefreshes }, stop: () => subscription.unsubscribe() };
 }
 
 /** Each new snapshot into service; before the first, the per-message stages are warmed up, and after it the pull's cap is lifted. */

@@ -18,9 +18,11 @@ export interface ServiceState {
   refreshIntervalMs: number;
   /** The consumer's lag, as the lag poller last read it. */
   lag: () => ConsumerLag | null;
+  /** Rule-change notices received (a refresh that follows one is an event, not routine). */
+  notices: number;
 }
 
-export const createServiceState = (refreshIntervalMs: number): ServiceState => ({ cacheState: "", cache: null, refreshIntervalMs, lag: () => null });
+export const createServiceState = (refreshIntervalMs: number): ServiceState => ({ cacheState: "", cache: null, refreshIntervalMs, lag: () => null, notices: 0 });
 
 /** What this instance reports of itself to the fleet (its service stats, `tortmatch fleet`, the status page). */
 export function instanceStats(state: ServiceState, tables: TablesAccess, flow: { inFlight: number; limit: number }): InstanceStats {

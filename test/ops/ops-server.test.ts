@@ -153,4 +153,52 @@ describe("ops endpoints of a running service", () => {
       await browser?.close();
     }
   });
+
+  it("clips nothing at 1100 and 1440 px: no state-chart label over a box, another label or the chart's edge; no card overflowing; fleet table headers on one line", async () => {
+    let browser: Browser | undefined;
+    try {
+      browser = await chromium.launch({
+        executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
+        args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+      });
+      for (const width of [1100, 1440]) {
+        const page = await browser.newPage({ viewport: { width, height: 900 } });
+        await page.goto(opsUrl);
+        await page.waitForSelector("#state-ready.current");
+        await page.waitForFunction(`document.querySelectorAll("#instances tr").length >= 2`, undefined, { timeout: 15_000 });
+        // Run in the page (plain JS: the tests are typechecked without the DOM's types).
+        const problems = (await page.evaluate(`(() => {
+          const found = [];
+          const box = (e) => e.getBoundingClientRect();
+          const overlap = (a, b) => a.left < b.right - 0.5 && b.left < a.right - 0.5 && a.top < b.bottom - 0.5 && b.top < a.bottom - 0.5;
+          const chart = box(document.getElementById("chart"));
+          const labels = [...document.querySelectorAll("#chart text:not(.state text)")];
+          const states = [...document.querySelectorAll("#chart .state rect")];
+          for (const l of labels) {
+            const b = box(l);
+            const name = 'label "' + l.textContent + '"';
+            if (b.left < chart.left || b.right > chart.right || b.top < chart.top || b.bottom > chart.bottom) found.push(name + " leaves the chart");
+            for (const s of states) if (overlap(b, box(s))) found.push(name + " covers the box of " + s.parentElement.id);
+            for (const o of labels) if (o !== l && overlap(b, box(o))) found.push(name + ' overlaps "' + o.textContent + '"');
+          }
+          for (const s of states) {
+            const b = box(s), t = box(s.parentElement.querySelector("text"));
+            if (b.left < chart.left || b.right > chart.right || b.bottom > chart.bottom) found.push(s.parentElement.id + " leaves the chart");
+            if (t.left < b.left || t.right > b.right) found.push(s.parentElement.id + "'s name leaves its box");
+          }
+          for (const card of document.querySelectorAll(".card")) if (card.scrollWidth > card.clientWidth + 1) found.push("a card overflows: " + card.textContent.slice(0, 40));
+          for (const td of document.querySelectorAll("#instances tr:first-child td")) {
+            const range = document.createRange();
+            range.selectNodeContents(td);
+            if (range.getClientRects().length > 1) found.push('fleet header "' + td.textContent + '" breaks over lines');
+          }
+          return found;
+        })()`)) as string[];
+        expect(problems, `at ${width} px`).toEqual([]);
+        await page.close();
+      }
+    } finally {
+      await browser?.close();
+    }
+  });
 });
