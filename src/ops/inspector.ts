@@ -52,6 +52,28 @@ export function serializeForInspector<T>(event: T): T {
   return text === undefined ? event : (JSON.parse(text) as T);
 }
 
+/**
+ * An inspection event made light before @statelyai/inspect sees it. The library converts each
+ * `@xstate.snapshot` event by stringifying the whole actor snapshot (to a depth of 10) before any
+ * option of ours runs: the rule snapshot's typed arrays, element by element, each time the rule
+ * cache's state changes (hundreds of MB of garbage, a slow instance). Here the snapshot is cut down
+ * first to what the inspector shows (state, status, context without the rules, output, error),
+ * and the children to their ids.
+ */
+export function lightenInspectionEvent(event: InspectionEvent): InspectionEvent {
+  if (event.type !== "@xstate.snapshot") return event;
+  const s = event.snapshot as { status?: unknown; value?: unknown; context?: unknown; output?: unknown; error?: unknown; children?: Record<string, unknown> };
+  const light = {
+    status: s.status,
+    value: s.value,
+    context: serializeForInspector(s.context),
+    output: serializeForInspector(s.output),
+    error: s.error === undefined ? undefined : String((s.error as Error)?.message ?? s.error),
+    children: Object.fromEntries(Object.keys(s.children ?? {}).map((id) => [id, { id }])),
+  };
+  return { ...event, snapshot: light as unknown as typeof event.snapshot };
+}
+
 export interface InspectorBridge {
   /** Open this in a browser (the embedded Stately UI needs internet there). */
   readonly url: string;
@@ -97,7 +119,7 @@ export async function startInspector(options: { port: number; inspectorUrl?: str
   const inspector = createWebSocketInspector({ url: wsUrl, serialize: serializeForInspector });
   return {
     url: `http://${host}:${port}/`,
-    inspect: inspector.inspect,
+    inspect: { next: (event) => inspector.inspect.next?.(lightenInspectionEvent(event)) },
     async close() {
       inspector.stop();
       for (const client of wss.clients) client.terminate();

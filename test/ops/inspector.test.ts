@@ -59,6 +59,26 @@ describe("Stately inspector bridge", () => {
     actor.stop();
   });
 
+  it("never lets the inspector library walk the rule snapshot: it is cut to its version and counts before any conversion", async () => {
+    bridge = await startInspector({ port: 0 });
+    const snapshot = exampleSnapshot();
+    // A stand-in for the multi-MB columns: counts every read the library's stringify would make.
+    let reads = 0;
+    Object.defineProperty(snapshot, "probe", { enumerable: true, get: () => (reads++, new Int32Array(1_000)) });
+    const actor = createActor(
+      ruleCacheMachine.provide({ actors: { loadRules: fromPromise<RuleSnapshot, LoadRulesInput>(async () => snapshot) } }),
+      { input: { refreshIntervalMs: 0, fullReloadEvery: 10, retryBaseMs: 10, retryMaxMs: 100, minRefreshGapMs: 0 }, inspect: bridge.inspect },
+    );
+    actor.start();
+    actor.send({ type: "START" });
+    await eventually(() => actor.getSnapshot().value === "ready", "ready");
+    actor.send({ type: "REFRESH", reason: "notice" });
+    await eventually(() => actor.getSnapshot().context.loads === 2 && actor.getSnapshot().value === "ready", "ready again");
+    await new Promise((r) => setTimeout(r, 300)); // the library converts on an idle callback
+    expect(reads).toBe(0);
+    actor.stop();
+  });
+
   it("listens on the loopback interface only", async () => {
     bridge = await startInspector({ port: 0 });
     const port = Number(new URL(bridge.url).port);
