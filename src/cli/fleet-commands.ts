@@ -5,7 +5,7 @@
 import type { KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Config } from "../config.js";
-import { discoverFleet } from "../fleet/discover-fleet.js";
+import { discoverFleet, pingFleet } from "../fleet/discover-fleet.js";
 import { CURRENT_KEY, databaseIdentity, parseAnnouncement, parsePinned, PINNED_KEY } from "../fleet/rules-bucket.js";
 import { openSnapshotStore } from "../fleet/snapshot-store.js";
 import { openExistingKv, withNats } from "./ops-commands.js";
@@ -97,7 +97,14 @@ export const rulesUnpin = () =>
 /** `tortmatch fleet`: one line per running instance (`--json`: an array of objects). */
 export const fleet = (opts: { json?: boolean; waitMs?: number }) =>
   withNats(async (nc, config) => {
-    const instances = await discoverFleet(nc, { service: config.TORT_SERVICE_NAME, consumer: config.TORT_CONSUMER, ...(opts.waitMs !== undefined ? { maxWaitMs: opts.waitMs } : {}) });
+    const ask = { service: config.TORT_SERVICE_NAME, consumer: config.TORT_CONSUMER, ...(opts.waitMs !== undefined ? { maxWaitMs: opts.waitMs } : {}) };
+    // Stats and pings together: an instance that answered a ping but not its stats (a busy event
+    // loop) is named, so a short list is never taken for the whole fleet.
+    const [instances, pinged] = await Promise.all([discoverFleet(nc, ask), pingFleet(nc, ask)]);
+    const silent = pinged.filter((id) => !instances.some((i) => i.id === id));
+    if (silent.length > 0) {
+      process.stderr.write(`tortmatch: warning: the list may be incomplete: ${silent.join(", ")} answered a ping but not its stats in time; run it again\n`);
+    }
     if (opts.json) {
       process.stdout.write(`${JSON.stringify(instances)}\n`);
       return;

@@ -71,6 +71,21 @@ export async function discoverFleet(nc: NatsConnection, options: { service?: str
 }
 
 /**
+ * Instances registered for `consumer` that answer a ping (the framework answers it, cheaply), by id:
+ * compared with discoverFleet's, it tells which instances were there but did not send their stats in time.
+ */
+export async function pingFleet(nc: NatsConnection, options: { service?: string; consumer: string; maxWaitMs?: number }): Promise<string[]> {
+  const client = new Svcm(nc).client({ strategy: "stall", stall: 300, maxWait: options.maxWaitMs ?? 2_000 });
+  const ids: string[] = [];
+  try {
+    for await (const s of await client.ping(options.service ?? SERVICE_NAME)) if (s.metadata?.consumer === options.consumer) ids.push(s.id);
+  } catch (err) {
+    if (!(err instanceof errors.NoRespondersError || String((err as Error)?.message).includes("no responders"))) throw err;
+  }
+  return ids.sort();
+}
+
+/**
  * The fleet as the status page shows it: discovered again at most every
  * `periodMs`, and only while somebody looks (the status is built only for a
  * viewer), so that N instances do not poll each other for nothing.

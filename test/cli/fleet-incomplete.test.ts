@@ -1,0 +1,36 @@
+import { Svcm } from "@nats-io/services";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runCli } from "../support/cli.js";
+import { connectTest, uniqueNames } from "../support/nats.js";
+
+let nc: NatsConnection;
+beforeAll(async () => {
+  nc = await connectTest();
+});
+afterAll(async () => {
+  await nc?.drain();
+});
+
+describe("tortmatch fleet", () => {
+  it("says the list may be incomplete when an instance answers a ping but not its stats in time", async () => {
+    const names = uniqueNames();
+    const service = `tortmatch-${names.TORT_CONSUMER!.slice(10)}`;
+    const consumer = names.TORT_CONSUMER!;
+    // A registered instance whose stats take longer than the command waits (a busy event loop, say).
+    const slow = await new Svcm(nc).add({
+      name: service,
+      version: "0.0.0",
+      metadata: { consumer },
+      statsHandler: () => new Promise((resolve) => setTimeout(() => resolve({}), 4_000)),
+    });
+    slow.addEndpoint("explain", { handler: () => {} });
+    try {
+      const run = await runCli(["fleet"], { ...names, TORT_SERVICE_NAME: service, TORT_CONSUMER: consumer });
+      expect(run.code).toBe(0);
+      expect(run.stderr).toContain(`the list may be incomplete: ${slow.info().id} answered a ping but not its stats in time`);
+    } finally {
+      await slow.stop();
+    }
+  });
+});
