@@ -12,6 +12,7 @@ import { loadConfig } from "../config.js";
 import { discoverFleet } from "../fleet/discover-fleet.js";
 import { connectNats } from "../nats/connection.js";
 import { isLiveConfigKey, LIVE_CONFIG_KEYS, parseLiveConfigValue } from "../live-config/parse-live-config.js";
+import { openConfigBucket } from "../live-config/config-bucket.js";
 
 export async function withNats<T>(fn: (nc: NatsConnection, config: ReturnType<typeof loadConfig>) => Promise<T>): Promise<T> {
   const config = loadConfig();
@@ -29,7 +30,7 @@ export const configSet = (key: string, value: string) =>
     if (!isLiveConfigKey(key)) throw new Error(`unknown key ${JSON.stringify(key)}: one of ${LIVE_CONFIG_KEYS.join(", ")}`);
     const checked = parseLiveConfigValue(key, value);
     if (!checked.ok) throw new Error(checked.reason);
-    const kv = await new Kvm(nc).create(config.TORT_CONFIG_BUCKET);
+    const kv = await openConfigBucket(nc, config.TORT_CONFIG_BUCKET, config.TORT_STREAM_REPLICAS);
     const revision = await kv.put(key, String(checked.value.value));
     process.stdout.write(`${config.TORT_CONFIG_BUCKET}.${key} = ${checked.value.value} (revision ${revision})\n`);
   });

@@ -4,11 +4,11 @@
  * and the fleet's stats all read these counts, so they cannot disagree.
  */
 import { VERDICT_ACTIONS, type VerdictAction } from "../match/types.js";
-import { DEAD_LETTER_CLASSES, type DeadLetterClass, type SettlementOutcome } from "../verdict/decide-settlement.js";
+import { DEAD_LETTER_CLASSES, SETTLEMENT_OUTCOMES, type DeadLetterClass, type SettlementOutcome } from "../verdict/decide-settlement.js";
 
 /** How a message's settlement ended (see verdict/decide-settlement.ts). */
 export type Outcome = SettlementOutcome;
-export const OUTCOMES: readonly Outcome[] = ["verdict", "duplicate-verdict", "dead-letter", "retry", "stuck"];
+export const OUTCOMES: readonly Outcome[] = SETTLEMENT_OUTCOMES;
 
 const zeroes = <K extends string>(keys: readonly K[]) => Object.fromEntries(keys.map((k) => [k, 0])) as Record<K, number>;
 

@@ -4,13 +4,14 @@
  * the rules bucket and the snapshot store. Handles only: nothing here needs closing.
  */
 import { jetstream, jetstreamManager, type Consumer, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
-import { Kvm, type KV } from "@nats-io/kv";
+import type { KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import type { Config } from "../config.js";
 import { openRulesBucket } from "../fleet/rules-bucket.js";
 import { openSnapshotStore, type SnapshotStore } from "../fleet/snapshot-store.js";
 import { ensureTopology } from "../ingest/topology.js";
+import { openConfigBucket } from "../live-config/config-bucket.js";
 
 export type TopologySettings = Pick<
   Config,
@@ -52,7 +53,7 @@ export async function openTopology(nc: NatsConnection, c: TopologySettings, log:
   );
   const js = jetstream(nc);
   const exhaustedConsumer = await js.consumers.get(c.TORT_EXHAUSTED_STREAM, c.TORT_CONSUMER);
-  const configKv = await new Kvm(nc).create(c.TORT_CONFIG_BUCKET, { replicas: c.TORT_STREAM_REPLICAS });
+  const configKv = await openConfigBucket(nc, c.TORT_CONFIG_BUCKET, c.TORT_STREAM_REPLICAS);
   const fleet =
     c.TORT_FLEET === "on"
       ? {

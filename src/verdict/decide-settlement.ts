@@ -52,7 +52,9 @@ export interface SettlementFacts {
 }
 
 /** How a message ended, for counting. `stuck`: left unsettled on its final delivery, for the exhausted-deliveries worker. */
-export type SettlementOutcome = "verdict" | "duplicate-verdict" | "dead-letter" | "retry" | "stuck";
+/** How a message's settlement ends: the one list of outcomes (metrics, the status page and the fleet count by it). */
+export const SETTLEMENT_OUTCOMES = ["verdict", "duplicate-verdict", "dead-letter", "retry", "stuck"] as const;
+export type SettlementOutcome = (typeof SETTLEMENT_OUTCOMES)[number];
 
 export type SettlementStep =
   | { readonly do: "lookup-verdict" }
