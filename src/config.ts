@@ -47,6 +47,10 @@ const operations = {
   TORT_OPS_HOST: z.string().min(1).default("127.0.0.1").describe("the ops HTTP server's address (`/metrics`, `/healthz`, `/readyz`, the status page)"),
   TORT_OPS_PORT: int(0, 65_535).default(9464).describe("the ops HTTP server's port; 0 = off"),
   TORT_OPS_DEBUG: onOff().default("off").describe("`on` serves the ops server's debug endpoints (`/debug/heap-profile`)"),
+  TORT_OPS_PAGES: z
+    .enum(["auto", "on", "off"])
+    .default("auto")
+    .describe("the status page and its data (`/`, `/status.json`, `/events`): `auto` serves them when `TORT_OPS_HOST` is a loopback address only, so a listener opened for a remote Prometheus shows `/metrics`, `/healthz` and `/readyz` alone"),
   TORT_INSPECT_PORT: int(1, 65_535).default(8080).describe("the Stately inspector bridge with `run --inspect` (always on 127.0.0.1)"),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info").describe("JSON logs on stderr (pino)"),
   TORT_CHART_SAMPLE_MS: int(100, 60_000).default(5_000).describe("how often the status page's charts take a sample (they show the last 15 minutes)"),

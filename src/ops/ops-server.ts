@@ -16,6 +16,8 @@ export interface OpsServerOptions {
   readonly registry: Registry;
   /** Serve /debug/heap-profile (TORT_OPS_DEBUG=on); off, it answers 404 saying how to turn it on. */
   readonly debug?: boolean;
+  /** Serve the status page and its data (/, /status.json, /history.json, /chart.json, /events); off (false), each answers 404 saying how to turn them on. Default on. */
+  readonly pages?: boolean;
   readonly status: () => Status;
   /** The charts' samples and the rule-cache transitions to mark on them (/history.json). */
   readonly history?: () => unknown;
@@ -26,6 +28,15 @@ export interface OpsServerOptions {
   /** An /events client whose unsent bytes pass this is dropped (it does not read). */
   readonly maxEventBufferBytes?: number;
 }
+
+/** The status page and what it reads: an operator's view, not a scraper's. */
+const PAGE_PATHS = new Set(["/", "/status", "/status.json", "/history.json", "/chart.json", "/events"]);
+
+/** Whether a host name or address is the loopback interface (only this machine can reach it). */
+export const isLoopback = (host: string) => host === "localhost" || host === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+
+/** TORT_OPS_PAGES: `auto` serves the status page on a loopback listener only. */
+export const servesPages = (host: string, setting: "auto" | "on" | "off") => setting === "on" || (setting === "auto" && isLoopback(host));
 
 /** Default cap on one /events client's unsent bytes. */
 export const MAX_EVENT_BUFFER_BYTES = 1024 * 1024;
@@ -63,6 +74,9 @@ export async function startOpsServer(o: OpsServerOptions): Promise<OpsServer> {
   const handle = (req: IncomingMessage, res: ServerResponse) => {
     const path = requestPath(req.url);
     if (req.method !== "GET") return json(res, 405, { error: "GET only" });
+    if (o.pages === false && PAGE_PATHS.has(path)) {
+      return json(res, 404, { error: "the status page is off on a listener beyond loopback: TORT_OPS_PAGES=on turns it on (it shows the rules versions, the fleet and the configuration, secrets redacted)" });
+    }
     switch (path) {
       case "/healthz":
         return json(res, 200, { status: "alive" });

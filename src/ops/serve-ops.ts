@@ -4,7 +4,7 @@
  */
 import { redactConfig, type Config } from "../config.js";
 import type { OpsView } from "./ops-view.js";
-import { startOpsServer, type OpsServer } from "./ops-server.js";
+import { servesPages, startOpsServer, type OpsServer } from "./ops-server.js";
 import { recordHistory } from "./history.js";
 import { currentStatus } from "./status.js";
 
@@ -52,6 +52,7 @@ export async function serveOps(o: ServeOpsOptions): Promise<OpsServer> {
       port: o.port,
       registry: o.service.metrics.registry,
       debug: o.config.TORT_OPS_DEBUG === "on",
+      pages: servesPages(o.config.TORT_OPS_HOST, o.config.TORT_OPS_PAGES),
       status: () =>
         currentStatus({ service: o.service, natsConnected: o.natsConnected, config: shownConfig, startedAt, throughput: meter.rate, inspector: o.inspectorUrl }),
       history: () => ({ everyMs: o.config.TORT_CHART_SAMPLE_MS, samples: history.samples(), marks: o.service.recent.transitions }),
