@@ -1,8 +1,9 @@
 /**
  * Prometheus metrics (prom-client), registered in a registry of their own.
- * Counters and histograms are fed as things happen, except the messages and
- * verdicts counted by ServiceStats already; those and the gauges are read
- * from the live objects when scraped.
+ * What ServiceStats counts (outcomes, verdicts, dead letters, exhausted
+ * deliveries) is copied from it when scraped, never counted twice; the gauges
+ * are read from the live objects when scraped; the rule loads, fetches and
+ * publishes and the two histograms are fed as things happen.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { RuleSnapshot } from "../match/snapshot.js";
@@ -67,8 +68,8 @@ function processMetrics(): Registry {
   return processRegistry;
 }
 
-export function createMetrics(sources: MetricsSources) {
-  const registry = new Registry();
+/** Metric makers bound to one registry. */
+function metricKit(registry: Registry) {
   /** A counter with one label, every value of which is exported from the start at 0 (a rate() over a series that appears late misses its first increase). */
   const labelledCounter = <L extends string>(name: string, help: string, label: L, values: readonly string[]) => {
     const counter = new Counter<L>({ name, help, labelNames: [label], registers: [registry] });
@@ -91,8 +92,50 @@ export function createMetrics(sources: MetricsSources) {
         for (const value of values) this.inc({ [label]: value } as Partial<Record<L, string>>, counts[value] ?? 0);
       },
     });
+  const gauge = (name: string, help: string, read: () => number) =>
+    new Gauge({ name, help, registers: [registry], collect() { this.set(read()); } });
+  return { labelledCounter, mirroredCounter, gauge };
+}
+type Kit = ReturnType<typeof metricKit>;
+
+/** What happens to messages: outcomes, verdicts, dead letters, exhausted deliveries, the flow's gauges and the consumer's lag. */
+function messageMetrics(registry: Registry, { mirroredCounter, gauge }: Kit, sources: MetricsSources) {
   mirroredCounter("tortmatch_messages_total", "Messages settled, by outcome", "outcome", OUTCOMES, () => sources.stats.outcomes);
   mirroredCounter("tortmatch_verdicts_total", "Verdicts published, by action", "action", VERDICT_ACTIONS, () => sources.stats.verdicts);
+  mirroredCounter(
+    "tortmatch_exhausted_total",
+    "Inputs whose deliveries ran out unsettled, settled by the exhausted-deliveries worker, by outcome",
+    "outcome",
+    OUTCOMES,
+    () => sources.stats.exhausted,
+  );
+  mirroredCounter("tortmatch_dead_letters_total", "Dead letters written, by class of reason", "reason", DEAD_LETTER_CLASSES, () => sources.stats.deadLetters);
+  new Counter({
+    name: "tortmatch_exhausted_given_up_total",
+    help: "Inputs whose deliveries ran out and that the exhausted-deliveries worker could not settle either, after its own last delivery: no verdict, no dead letter (each logged at error level with its stream sequence)",
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(sources.stats.givenUp);
+    },
+  });
+  if (sources.ready) gauge("tortmatch_ready", "1 when a rule snapshot is loaded and NATS is connected (as /readyz), else 0", () => (sources.ready!() ? 1 : 0));
+  gauge("tortmatch_in_flight", "Messages between pull and settlement", sources.inFlight);
+  gauge("tortmatch_concurrency_limit", "The live concurrency limit", sources.limit);
+  gauge("tortmatch_waiting", "Messages waiting for the first rule snapshot", sources.waiting);
+  const lagGauge = (name: string, help: string, pick: (lag: ConsumerLag) => number) =>
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        const lag = sources.lag?.();
+        if (lag) this.set(pick(lag));
+      },
+    });
+  lagGauge("tortmatch_consumer_pending_messages", "Messages in the input stream not yet delivered to the durable consumer (read every TORT_LAG_POLL_MS)", (l) => l.pending);
+  lagGauge("tortmatch_consumer_ack_pending_messages", "Messages delivered to the durable consumer and not yet acknowledged, across every instance", (l) => l.ackPending);
+  lagGauge("tortmatch_consumer_redelivered_messages", "Messages delivered more than once and not yet acknowledged", (l) => l.redelivered);
   // The two observed per message: bucket histograms (prom-client's own per call costs ~0.4 µs).
   const matchSeconds = createBucketHistogram({
     name: "tortmatch_match_seconds",
@@ -106,6 +149,21 @@ export function createMetrics(sources: MetricsSources) {
     buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120],
     registers: [registry],
   });
+  return { matchSeconds, endToEnd };
+}
+
+/** The rule cache: its state, loads, fetches and publishes, the snapshot's age and rows, the tables' readability. */
+function ruleMetrics(registry: Registry, { labelledCounter, gauge }: Kit, sources: MetricsSources) {
+  new Gauge({
+    name: "tortmatch_rule_cache_state",
+    help: "1 for the rule cache's current state, 0 for the others",
+    labelNames: ["state"],
+    registers: [registry],
+    collect() {
+      const current = sources.ruleCacheState();
+      for (const state of sources.ruleCacheStates) this.set({ state }, state === current ? 1 : 0);
+    },
+  });
   const loads = new Counter({ name: "tortmatch_rule_loads_total", help: "Rule loads, by kind and result", labelNames: ["kind", "result"], registers: [registry] });
   const loadSeconds = new Histogram({
     name: "tortmatch_rule_load_seconds",
@@ -114,6 +172,7 @@ export function createMetrics(sources: MetricsSources) {
     buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     registers: [registry],
   });
+  for (const kind of ["full", "incremental"]) for (const result of ["ok", "error", "over_budget"]) loads.inc({ kind, result }, 0);
   new Gauge({
     name: "tortmatch_snapshot_age_seconds",
     help: "Seconds since this instance last confirmed it serves the rule tables' newest content (a leader or lone instance by reading them; a follower by its leader's confirmation): it grows while refreshes fail",
@@ -150,55 +209,7 @@ export function createMetrics(sources: MetricsSources) {
       this.set({ table: "video_tort_rule_property" }, s.counts.skippedProperties);
     },
   });
-  const gauge = (name: string, help: string, read: () => number) =>
-    new Gauge({ name, help, registers: [registry], collect() { this.set(read()); } });
-  if (sources.ready) gauge("tortmatch_ready", "1 when a rule snapshot is loaded and NATS is connected (as /readyz), else 0", () => (sources.ready!() ? 1 : 0));
   if (sources.refreshIntervalMs) gauge("tortmatch_refresh_interval_seconds", "The timer refresh interval in force (0 = off)", () => sources.refreshIntervalMs!() / 1000);
-  gauge("tortmatch_in_flight", "Messages between pull and settlement", sources.inFlight);
-  gauge("tortmatch_concurrency_limit", "The live concurrency limit", sources.limit);
-  gauge("tortmatch_waiting", "Messages waiting for the first rule snapshot", sources.waiting);
-  new Gauge({
-    name: "tortmatch_rule_cache_state",
-    help: "1 for the rule cache's current state, 0 for the others",
-    labelNames: ["state"],
-    registers: [registry],
-    collect() {
-      const current = sources.ruleCacheState();
-      for (const state of sources.ruleCacheStates) this.set({ state }, state === current ? 1 : 0);
-    },
-  });
-
-  mirroredCounter(
-    "tortmatch_exhausted_total",
-    "Inputs whose deliveries ran out unsettled, settled by the exhausted-deliveries worker, by outcome",
-    "outcome",
-    OUTCOMES,
-    () => sources.stats.exhausted,
-  );
-  mirroredCounter("tortmatch_dead_letters_total", "Dead letters written, by class of reason", "reason", DEAD_LETTER_CLASSES, () => sources.stats.deadLetters);
-  const lagGauge = (name: string, help: string, pick: (lag: ConsumerLag) => number) =>
-    new Gauge({
-      name,
-      help,
-      registers: [registry],
-      collect() {
-        const lag = sources.lag?.();
-        if (lag) this.set(pick(lag));
-      },
-    });
-  lagGauge("tortmatch_consumer_pending_messages", "Messages in the input stream not yet delivered to the durable consumer (read every TORT_LAG_POLL_MS)", (l) => l.pending);
-  lagGauge("tortmatch_consumer_ack_pending_messages", "Messages delivered to the durable consumer and not yet acknowledged, across every instance", (l) => l.ackPending);
-  lagGauge("tortmatch_consumer_redelivered_messages", "Messages delivered more than once and not yet acknowledged", (l) => l.redelivered);
-  for (const kind of ["full", "incremental"]) for (const result of ["ok", "error", "over_budget"]) loads.inc({ kind, result }, 0);
-  new Counter({
-    name: "tortmatch_exhausted_given_up_total",
-    help: "Inputs whose deliveries ran out and that the exhausted-deliveries worker could not settle either, after its own last delivery: no verdict, no dead letter (each logged at error level with its stream sequence)",
-    registers: [registry],
-    collect() {
-      this.reset();
-      this.inc(sources.stats.givenUp);
-    },
-  });
   const rowsRead = new Counter({ name: "tortmatch_rule_rows_read_total", help: "Rows read from the rule tables by this instance (a follower in a fleet reads none)", registers: [registry] });
   const fetches = labelledCounter("tortmatch_rule_fetches_total", "Rule snapshots fetched from the fleet's snapshot store, by result (refused: the object failed its checks)", "result", ["ok", "error", "refused"]);
   const publishes = labelledCounter("tortmatch_rule_publishes_total", "Rule snapshots this instance published for the fleet, by result", "result", ["ok", "error"]);
@@ -206,27 +217,37 @@ export function createMetrics(sources: MetricsSources) {
     const readable = sources.tablesReadable;
     gauge("tortmatch_rule_tables_readable", "1 when this instance can read the rule tables (checked at start, on each notice and refresh, and by every load), 0 when it cannot", () => (readable() === false ? 0 : 1));
   }
-  if (sources.fleet) {
-    const fleet = sources.fleet;
-    new Gauge({
-      name: "tortmatch_rules_info",
-      help: "1, labelled with this instance's fleet role and the rules version it serves, the announced (current) and the pinned one",
-      labelNames: ["role", "served", "current", "pinned", "source"],
-      registers: [registry],
-      collect() {
-        const f = fleet();
-        this.reset();
-        this.set({ role: f.role, served: f.version ?? "", current: f.current ?? "", pinned: f.pinned ?? "", source: f.source ?? "" }, 1);
-      },
-    });
-    gauge("tortmatch_rules_pinned", "1 while a rules version is pinned for the fleet, else 0", () => (fleet().pinned !== null ? 1 : 0));
-    gauge("tortmatch_rules_pin_ignored", "1 while the pinned rules version cannot be served (absent, damaged, another deployment's, over the memory budget) and is ignored, else 0", () => (fleet().pinIgnored !== null ? 1 : 0));
-    gauge("tortmatch_rules_serving_current", "1 when this instance serves the version its fleet wants (the pinned one unless it is ignored, else the current one), else 0", () => {
+  return { loads, loadSeconds, rowsRead, fetches, publishes };
+}
+
+/** The fleet's rules as this instance sees them (spec section 9). */
+function fleetMetrics(registry: Registry, { gauge }: Kit, fleet: () => FleetView) {
+  new Gauge({
+    name: "tortmatch_rules_info",
+    help: "1, labelled with this instance's fleet role and the rules version it serves, the announced (current) and the pinned one",
+    labelNames: ["role", "served", "current", "pinned", "source"],
+    registers: [registry],
+    collect() {
       const f = fleet();
-      const pin = f.pinned !== null && f.pinned !== f.pinIgnored ? f.pinned : null;
-      return f.version !== null && f.version === (pin ?? f.current ?? f.version) ? 1 : 0;
-    });
-  }
+      this.reset();
+      this.set({ role: f.role, served: f.version ?? "", current: f.current ?? "", pinned: f.pinned ?? "", source: f.source ?? "" }, 1);
+    },
+  });
+  gauge("tortmatch_rules_pinned", "1 while a rules version is pinned for the fleet, else 0", () => (fleet().pinned !== null ? 1 : 0));
+  gauge("tortmatch_rules_pin_ignored", "1 while the pinned rules version cannot be served (absent, damaged, another deployment's, over the memory budget) and is ignored, else 0", () => (fleet().pinIgnored !== null ? 1 : 0));
+  gauge("tortmatch_rules_serving_current", "1 when this instance serves the version its fleet wants (the pinned one unless it is ignored, else the current one), else 0", () => {
+    const f = fleet();
+    const pin = f.pinned !== null && f.pinned !== f.pinIgnored ? f.pinned : null;
+    return f.version !== null && f.version === (pin ?? f.current ?? f.version) ? 1 : 0;
+  });
+}
+
+export function createMetrics(sources: MetricsSources) {
+  const registry = new Registry();
+  const kit = metricKit(registry);
+  const { matchSeconds, endToEnd } = messageMetrics(registry, kit, sources);
+  const { loads, loadSeconds, rowsRead, fetches, publishes } = ruleMetrics(registry, kit, sources);
+  if (sources.fleet) fleetMetrics(registry, kit, sources.fleet);
   return {
     /** What /metrics serves: the process's metrics and this service's. */
     registry: Registry.merge([processMetrics(), registry]),

@@ -63,14 +63,51 @@ export interface OpsServer {
   close(): Promise<void>;
 }
 
+/** Every `everyMs`, the status to each /events client; one that does not read is dropped before its backlog passes `maxBuffer`. */
+function pushStatus(clients: Set<ServerResponse>, status: () => Status, everyMs: number, maxBuffer: number): NodeJS.Timeout {
+  const timer = setInterval(() => {
+    if (clients.size === 0) return;
+    const data = `data: ${JSON.stringify(status())}\n\n`;
+    for (const c of clients) {
+      if (c.writableLength > maxBuffer) {
+        clients.delete(c);
+        c.destroy();
+        continue;
+      }
+      c.write(data);
+    }
+  }, everyMs);
+  timer.unref();
+  return timer;
+}
+
+const json = (res: ServerResponse, code: number, body: unknown) => {
+  res.writeHead(code, { "content-type": "application/json", "cache-control": "no-store" });
+  res.end(JSON.stringify(body));
+};
+
+/** /debug/heap-profile?seconds=N: a sampling heap profile over N seconds, as a .heapprofile file. */
+function serveHeapProfile(req: IncomingMessage, res: ServerResponse): void {
+  const seconds = Number(new URLSearchParams(requestQuery(req.url)).get("seconds") ?? "10");
+  if (!Number.isInteger(seconds) || seconds < 1 || seconds > MAX_PROFILE_SECONDS) {
+    return json(res, 400, { error: `seconds must be an integer from 1 to ${MAX_PROFILE_SECONDS}` });
+  }
+  takeHeapProfile(seconds).then(
+    (profile) => {
+      res.writeHead(200, {
+        "content-type": "application/json",
+        "content-disposition": `attachment; filename="tortmatch-${Date.now()}.heapprofile"`,
+        "cache-control": "no-store",
+      });
+      res.end(profile);
+    },
+    (err: unknown) => json(res, err instanceof ProfileBusyError ? 409 : 500, { error: (err as Error).message }),
+  );
+}
+
 export async function startOpsServer(o: OpsServerOptions): Promise<OpsServer> {
   const clients = new Set<ServerResponse>();
   const maxClients = o.maxEventClients ?? 32;
-  const json = (res: ServerResponse, code: number, body: unknown) => {
-    res.writeHead(code, { "content-type": "application/json", "cache-control": "no-store" });
-    res.end(JSON.stringify(body));
-  };
-  const maxBuffer = o.maxEventBufferBytes ?? MAX_EVENT_BUFFER_BYTES;
   const handle = (req: IncomingMessage, res: ServerResponse) => {
     const path = requestPath(req.url);
     if (req.method !== "GET") return json(res, 405, { error: "GET only" });
@@ -106,25 +143,8 @@ export async function startOpsServer(o: OpsServerOptions): Promise<OpsServer> {
         clients.add(res);
         req.on("close", () => clients.delete(res));
         return;
-      case "/debug/heap-profile": {
-        if (o.debug !== true) return json(res, 404, { error: "debug endpoints are off: TORT_OPS_DEBUG=on turns them on" });
-        const seconds = Number(new URLSearchParams(requestQuery(req.url)).get("seconds") ?? "10");
-        if (!Number.isInteger(seconds) || seconds < 1 || seconds > MAX_PROFILE_SECONDS) {
-          return json(res, 400, { error: `seconds must be an integer from 1 to ${MAX_PROFILE_SECONDS}` });
-        }
-        takeHeapProfile(seconds).then(
-          (profile) => {
-            res.writeHead(200, {
-              "content-type": "application/json",
-              "content-disposition": `attachment; filename="tortmatch-${Date.now()}.heapprofile"`,
-              "cache-control": "no-store",
-            });
-            res.end(profile);
-          },
-          (err: unknown) => json(res, err instanceof ProfileBusyError ? 409 : 500, { error: (err as Error).message }),
-        );
-        return;
-      }
+      case "/debug/heap-profile":
+        return o.debug === true ? serveHeapProfile(req, res) : json(res, 404, { error: "debug endpoints are off: TORT_OPS_DEBUG=on turns them on" });
       case "/":
       case "/status":
         res.writeHead(200, { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" });
@@ -152,20 +172,7 @@ export async function startOpsServer(o: OpsServerOptions): Promise<OpsServer> {
       socket.destroy();
     }
   });
-  const timer = setInterval(() => {
-    if (clients.size === 0) return;
-    const data = `data: ${JSON.stringify(o.status())}\n\n`;
-    for (const c of clients) {
-      // A client that does not read is dropped before its backlog grows without bound.
-      if (c.writableLength > maxBuffer) {
-        clients.delete(c);
-        c.destroy();
-        continue;
-      }
-      c.write(data);
-    }
-  }, o.pushEveryMs ?? 500);
-  timer.unref();
+  const timer = pushStatus(clients, o.status, o.pushEveryMs ?? 500, o.maxEventBufferBytes ?? MAX_EVENT_BUFFER_BYTES);
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(o.port, o.host, () => resolve());
