@@ -139,26 +139,57 @@ export function readVerdict(text: string, inputStream: string): { seq: number; r
   return { seq: v.source?.stream === inputStream ? v.source.seq : Number.NaN, ruleId: v.ruleId, hits: v.hits.map((h) => h.ruleId) };
 }
 
-export async function runWhatIf(o: WhatIfOptions): Promise<WhatIfReport> {
+/**
+ * The inputs to compare, by sequence: from `--from-seq`, from the first input stored at or after
+ * `--since`, or from the first retained, to the last stored now.
+ */
+async function inputRange(o: WhatIfOptions): Promise<{ startSeq: number; last: number }> {
   const info = await o.jsm.streams.info(o.inputStream);
   const first = info.state.first_seq;
   const last = info.state.last_seq;
   const retained = last >= first && info.state.messages > 0;
-
-  // Where the inputs start: a sequence, the first input stored at or after an instant, or the first retained.
-  let startSeq = o.fromSeq !== undefined ? Math.max(first, o.fromSeq) : first;
-  if (o.sinceMs !== undefined) {
-    startSeq = last + 1;
-    // Nothing stored at or after the instant (an idle stream): nothing to read. An ordered consumer
-    // started past the last message would wait for the next one for ever.
-    const newest = retained ? await o.jsm.streams.getMessage(o.inputStream, { seq: last }).catch(() => null) : null;
-    if (newest !== null && newest.time.getTime() >= o.sinceMs) {
-      for await (const { seq } of readStream(o.js, o.inputStream, last, { sinceMs: o.sinceMs })) {
-        startSeq = seq;
-        break;
-      }
-    }
+  if (o.sinceMs === undefined) return { startSeq: o.fromSeq !== undefined ? Math.max(first, o.fromSeq) : first, last };
+  // Nothing stored at or after the instant (an idle stream): nothing to read. An ordered consumer
+  // started past the last message would wait for the next one for ever.
+  const newest = retained ? await o.jsm.streams.getMessage(o.inputStream, { seq: last }).catch(() => null) : null;
+  if (newest !== null && newest.time.getTime() >= o.sinceMs) {
+    for await (const { seq } of readStream(o.js, o.inputStream, last, { sinceMs: o.sinceMs })) return { startSeq: seq, last };
   }
+  return { startSeq: last + 1, last };
+}
+
+/** --out with recorded verdicts: each changed input once, its recorded verdict and the candidate's (a second pass over the verdicts). */
+async function writeChangedRecorded(
+  o: WhatIfOptions,
+  out: (line: string) => Promise<void> | void,
+  verdicts: { first: number; last: number },
+  index: { base: number; last: number; changedBits: Uint8Array },
+): Promise<void> {
+  const { base, last, changedBits } = index;
+  const now = o.now ?? (() => new Date());
+  for await (const { msg: m } of readStream(o.js, o.verdictStream, verdicts.last, { seq: verdicts.first })) {
+    const seq = readVerdict(m.string(), o.inputStream).seq;
+    if (!(seq >= base && seq <= last) || (changedBits[(seq - base) >> 3]! & (1 << ((seq - base) & 7))) === 0) continue;
+    changedBits[(seq - base) >> 3]! &= ~(1 << ((seq - base) & 7)); // once, even if two verdicts were recorded
+    const input = await o.jsm.streams.getMessage(o.inputStream, { seq });
+    const checked = input === null ? null : decodeResult(input.data);
+    if (checked === null || !checked.ok) continue;
+    const source = { stream: o.inputStream, seq };
+    const after = buildVerdict(checked.value, matchResult(o.candidate, checked.value), o.candidate.version, source, now().toISOString());
+    await out(`${JSON.stringify({ source, before: JSON.parse(m.string()), after })}\n`);
+  }
+}
+
+/** The rules whose hits differ, the largest change first. */
+function ruleChangesOf(before: Map<number, number>, after: Map<number, number>) {
+  return [...new Set([...before.keys(), ...after.keys()])]
+    .map((ruleId) => ({ ruleId, before: before.get(ruleId) ?? 0, after: after.get(ruleId) ?? 0 }))
+    .filter((r) => r.before !== r.after)
+    .sort((a, b) => Math.abs(b.after - b.before) - Math.abs(a.after - a.before) || a.ruleId - b.ruleId);
+}
+
+export async function runWhatIf(o: WhatIfOptions): Promise<WhatIfReport> {
+  const { startSeq, last } = await inputRange(o);
 
   // The index covers the inputs compared only (from startSeq): 9 bytes each (an action code, the winning rule id).
   const base = startSeq;
@@ -245,24 +276,7 @@ export async function runWhatIf(o: WhatIfOptions): Promise<WhatIfReport> {
 
   // 3. --out: the changed inputs, with the recorded verdict and the candidate's, in a second pass.
   if (live === null && o.out && changedBits && summary.changed > 0) {
-    const now = o.now ?? (() => new Date());
-    for await (const { msg: m } of readStream(o.js, o.verdictStream, verdictsInfo.state.last_seq, { seq: verdictsInfo.state.first_seq })) {
-      const seq = readVerdict(m.string(), o.inputStream).seq;
-      if (!(seq >= base && seq <= last) || (changedBits[(seq - base) >> 3]! & (1 << ((seq - base) & 7))) === 0) continue;
-      changedBits[(seq - base) >> 3]! &= ~(1 << ((seq - base) & 7)); // once, even if two verdicts were recorded
-      const input = await o.jsm.streams.getMessage(o.inputStream, { seq });
-      const checked = input === null ? null : decodeResult(input.data);
-      if (checked === null || !checked.ok) continue;
-      const source = { stream: o.inputStream, seq };
-      const after = buildVerdict(checked.value, matchResult(o.candidate, checked.value), o.candidate.version, source, now().toISOString());
-      await o.out(`${JSON.stringify({ source, before: JSON.parse(m.string()), after })}\n`);
-    }
+    await writeChangedRecorded(o, o.out, { first: verdictsInfo.state.first_seq, last: verdictsInfo.state.last_seq }, { base, last, changedBits });
   }
-
-  const ids = new Set([...hitsBefore.keys(), ...hitsAfter.keys()]);
-  const ruleChanges = [...ids]
-    .map((ruleId) => ({ ruleId, before: hitsBefore.get(ruleId) ?? 0, after: hitsAfter.get(ruleId) ?? 0 }))
-    .filter((r) => r.before !== r.after)
-    .sort((a, b) => Math.abs(b.after - b.before) - Math.abs(a.after - a.before) || a.ruleId - b.ruleId);
-  return { summary, ruleChanges, samples, candidateVersion: o.candidate.version, baseline: live === null ? { kind: "recorded" } : { kind: "live", version: live.version } };
+  return { summary, ruleChanges: ruleChangesOf(hitsBefore, hitsAfter), samples, candidateVersion: o.candidate.version, baseline: live === null ? { kind: "recorded" } : { kind: "live", version: live.version } };
 }
