@@ -13,11 +13,11 @@ import type { ByteBudget } from "./gate/byte-budget.js";
 import type { ConcurrencyLimit } from "./gate/concurrency-limit.js";
 import { decodeResult } from "./ingest/decode-result.js";
 import { pullMessages, type PullOptions, type PullSource } from "./ingest/pull-messages.js";
-import { decideVerdict } from "./match/match-result.js";
 import type { RuleSnapshot } from "./match/snapshot.js";
 import type { Checked, RecognitionResult, VerdictAction } from "./match/types.js";
 import type { DeadLetterClass, SettlementOutcome } from "./verdict/decide-settlement.js";
-import { deliveredMessage, settleMessage, type Settled, type SettleOptions } from "./verdict/settle-message.js";
+import { decideAndSettle } from "./verdict/decide-and-settle.js";
+import { deliveredMessage, type Settled, type SettleOptions } from "./verdict/settle-message.js";
 
 const RETRY: Settled = { outcome: "retry" };
 
@@ -119,11 +119,7 @@ export function runPipeline(o: PipelineOptions): RunningPipeline {
         mergeMap(async ([{ msg, bytes, checked }, snapshot]) => {
           let settled: Settled;
           try {
-            const input = deliveredMessage(msg);
-            const startedAt = performance.now();
-            const decided = decideVerdict(checked, snapshot, input.source, decidedAt());
-            if (decided.ok) o.onMatched?.((performance.now() - startedAt) / 1000);
-            settled = await settleMessage(input, decided, o.settle);
+            settled = await decideAndSettle(deliveredMessage(msg), checked, snapshot, decidedAt(), o.settle, o.onMatched);
           } catch (err) {
             // settleMessage turns every failure into a settlement; anything else is a defect: leave the message to redelivery.
             o.log.error({ err, stream: msg.info.stream, seq: msg.seq }, "unexpected failure settling a message");

@@ -18,9 +18,9 @@
 import { type Consumer, type JetStreamManager, type JsMsg } from "@nats-io/jetstream";
 import type { Logger } from "pino";
 import { decodeResult } from "../ingest/decode-result.js";
-import { decideVerdict } from "../match/match-result.js";
 import type { RuleSnapshot } from "../match/snapshot.js";
-import { settleMessage, type Settled, type SettleOptions } from "./settle-message.js";
+import { decideAndSettle } from "./decide-and-settle.js";
+import type { Settled, SettleOptions } from "./settle-message.js";
 
 export interface ExhaustedWorkerOptions {
   /** The durable consumer of the advisory stream. */
@@ -50,74 +50,76 @@ interface MaxDeliveriesAdvisory {
   readonly deliveries: number;
 }
 
+/** One advisory: the input it names, read back and settled for good, or retried, or given up loudly. */
+async function settleAdvisory(o: ExhaustedWorkerOptions, advisory: JsMsg): Promise<void> {
+  let body: MaxDeliveriesAdvisory;
+  try {
+    body = advisory.json<MaxDeliveriesAdvisory>();
+    if (!Number.isSafeInteger(body.stream_seq)) throw new Error("no stream_seq");
+  } catch (err) {
+    o.log.warn({ err: (err as Error).message }, "not a max-deliveries advisory; dropped");
+    advisory.term();
+    return;
+  }
+  const source = { stream: o.inputStream, seq: body.stream_seq };
+  // Not settled yet: try again later, or, on the advisory's last delivery, give the input up loudly.
+  const retry = (reason: string) => {
+    if (advisory.info.deliveryCount < o.maxDeliver) {
+      advisory.nak(o.retryDelayMs);
+      return;
+    }
+    o.log.error(
+      { ...source, deliveries: advisory.info.deliveryCount, reason },
+      "an input whose deliveries ran out could not be settled: given up (it stays in the input stream at this sequence; publish it again to have it matched)",
+    );
+    o.onGaveUp?.(source, reason);
+    advisory.term();
+  };
+  let data: Uint8Array;
+  let storedAtMs: number;
+  try {
+    const stored = await o.jsm.streams.getMessage(o.inputStream, { seq: body.stream_seq });
+    if (stored === null) {
+      o.log.warn(source, "an input whose deliveries ran out is gone from its stream; nothing to settle");
+      advisory.ack();
+      return;
+    }
+    data = stored.data;
+    storedAtMs = stored.time.getTime();
+  } catch (err) {
+    o.log.warn({ ...source, err: (err as Error).message }, "reading back an input whose deliveries ran out failed; will retry");
+    retry(`reading it back failed: ${(err as Error).message}`);
+    return;
+  }
+  const checked = decodeResult(data);
+  const snapshot = o.snapshot();
+  if (checked.ok && snapshot === null) {
+    retry("no rule snapshot to match it with"); // a valid input needs a snapshot for its verdict
+    return;
+  }
+  const settled = await decideAndSettle(
+    {
+      data,
+      source,
+      // Settled as on the final delivery (and a redelivery): a dead letter only when nothing can have stored a verdict.
+      delivery: Math.max(2, o.settle.finalDelivery),
+      storedAtMs,
+      ack: () => advisory.ack(),
+      term: () => advisory.ack(),
+      nak: () => retry("its verdict or dead letter could not be published"),
+      working: () => advisory.working(),
+    },
+    checked,
+    snapshot!,
+    o.now().toISOString(),
+    o.settle,
+  );
+  if (settled.outcome !== "stuck") o.log.warn({ ...source, deliveries: body.deliveries, outcome: settled.outcome }, "settled an input whose deliveries ran out");
+  o.onSettled?.(settled);
+}
+
 export function startExhaustedWorker(o: ExhaustedWorkerOptions): ExhaustedWorker {
   const stopping = new AbortController();
-  const settleOne = async (advisory: JsMsg): Promise<void> => {
-    let body: MaxDeliveriesAdvisory;
-    try {
-      body = advisory.json<MaxDeliveriesAdvisory>();
-      if (!Number.isSafeInteger(body.stream_seq)) throw new Error("no stream_seq");
-    } catch (err) {
-      o.log.warn({ err: (err as Error).message }, "not a max-deliveries advisory; dropped");
-      advisory.term();
-      return;
-    }
-    const source = { stream: o.inputStream, seq: body.stream_seq };
-    // Not settled yet: try again later, or, on the advisory's last delivery, give the input up loudly.
-    const retry = (reason: string) => {
-      if (advisory.info.deliveryCount < o.maxDeliver) {
-        advisory.nak(o.retryDelayMs);
-        return;
-      }
-      o.log.error(
-        { ...source, deliveries: advisory.info.deliveryCount, reason },
-        "an input whose deliveries ran out could not be settled: given up (it stays in the input stream at this sequence; publish it again to have it matched)",
-      );
-      o.onGaveUp?.(source, reason);
-      advisory.term();
-    };
-    let data: Uint8Array;
-    let storedAtMs: number;
-    try {
-      const stored = await o.jsm.streams.getMessage(o.inputStream, { seq: body.stream_seq });
-      if (stored === null) {
-        o.log.warn(source, "an input whose deliveries ran out is gone from its stream; nothing to settle");
-        advisory.ack();
-        return;
-      }
-      data = stored.data;
-      storedAtMs = stored.time.getTime();
-    } catch (err) {
-      o.log.warn({ ...source, err: (err as Error).message }, "reading back an input whose deliveries ran out failed; will retry");
-      retry(`reading it back failed: ${(err as Error).message}`);
-      return;
-    }
-    const checked = decodeResult(data);
-    const snapshot = o.snapshot();
-    if (checked.ok && snapshot === null) {
-      retry("no rule snapshot to match it with"); // a valid input needs a snapshot for its verdict
-      return;
-    }
-    const decided = decideVerdict(checked, snapshot!, source, o.now().toISOString());
-    const settled = await settleMessage(
-      {
-        data,
-        source,
-        // Settled as on the final delivery (and a redelivery): a dead letter only when nothing can have stored a verdict.
-        delivery: Math.max(2, o.settle.finalDelivery),
-        storedAtMs,
-        ack: () => advisory.ack(),
-        term: () => advisory.ack(),
-        nak: () => retry("its verdict or dead letter could not be published"),
-        working: () => advisory.working(),
-      },
-      decided,
-      o.settle,
-    );
-    if (settled.outcome !== "stuck") o.log.warn({ ...source, deliveries: body.deliveries, outcome: settled.outcome }, "settled an input whose deliveries ran out");
-    o.onSettled?.(settled);
-  };
-
   const done = (async () => {
     while (!stopping.signal.aborted) {
       try {
@@ -125,7 +127,7 @@ export function startExhaustedWorker(o: ExhaustedWorkerOptions): ExhaustedWorker
         const stop = () => batch.stop();
         stopping.signal.addEventListener("abort", stop, { once: true });
         try {
-          for await (const advisory of batch) await settleOne(advisory);
+          for await (const advisory of batch) await settleAdvisory(o, advisory);
         } finally {
           stopping.signal.removeEventListener("abort", stop);
         }
