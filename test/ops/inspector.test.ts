@@ -24,6 +24,20 @@ function exampleSnapshot(): RuleSnapshot {
   return compileSnapshot(b.freeze(), { loadKind: "full", loadedAt: new Date().toISOString() });
 }
 
+/** A rule cache, inspected by `bridge`, taken through load → ready → refresh → ready with `snapshot`. */
+async function loadAndRefresh(snapshot: RuleSnapshot, bridge: InspectorBridge) {
+  const actor = createActor(
+    ruleCacheMachine.provide({ actors: { loadRules: fromPromise<RuleSnapshot, LoadRulesInput>(async () => snapshot) } }),
+    { input: { refreshIntervalMs: 0, fullReloadEvery: 10, retryBaseMs: 10, retryMaxMs: 100, minRefreshGapMs: 0 }, inspect: bridge.inspect },
+  );
+  actor.start();
+  actor.send({ type: "START" });
+  await eventually(() => actor.getSnapshot().value === "ready", "ready");
+  actor.send({ type: "REFRESH", reason: "notice" });
+  await eventually(() => actor.getSnapshot().context.loads === 2 && actor.getSnapshot().value === "ready", "ready again");
+  return actor;
+}
+
 describe("Stately inspector bridge", () => {
   it("relays a load → ready → refreshing → ready cycle in the inspector's wire format, every state included", async () => {
     bridge = await startInspector({ port: 0 });
@@ -34,15 +48,7 @@ describe("Stately inspector bridge", () => {
     await new Promise((resolve) => browser.once("open", resolve));
 
     const snapshot = exampleSnapshot();
-    const actor = createActor(
-      ruleCacheMachine.provide({ actors: { loadRules: fromPromise<RuleSnapshot, LoadRulesInput>(async () => snapshot) } }),
-      { input: { refreshIntervalMs: 0, fullReloadEvery: 10, retryBaseMs: 10, retryMaxMs: 100, minRefreshGapMs: 0 }, inspect: bridge.inspect },
-    );
-    actor.start();
-    actor.send({ type: "START" });
-    await eventually(() => actor.getSnapshot().value === "ready", "ready");
-    actor.send({ type: "REFRESH", reason: "notice" });
-    await eventually(() => actor.getSnapshot().context.loads === 2 && actor.getSnapshot().value === "ready", "ready again");
+    const actor = await loadAndRefresh(snapshot, bridge);
 
     // The machine's own snapshots (its load actors' snapshots have no state value).
     const states = () => received.filter((e) => e.type === "@xstate.snapshot" && e.snapshot?.value !== undefined).map((e) => e.snapshot!.value);
@@ -65,15 +71,7 @@ describe("Stately inspector bridge", () => {
     // A stand-in for the multi-MB columns: counts every read the library's stringify would make.
     let reads = 0;
     Object.defineProperty(snapshot, "probe", { enumerable: true, get: () => (reads++, new Int32Array(1_000)) });
-    const actor = createActor(
-      ruleCacheMachine.provide({ actors: { loadRules: fromPromise<RuleSnapshot, LoadRulesInput>(async () => snapshot) } }),
-      { input: { refreshIntervalMs: 0, fullReloadEvery: 10, retryBaseMs: 10, retryMaxMs: 100, minRefreshGapMs: 0 }, inspect: bridge.inspect },
-    );
-    actor.start();
-    actor.send({ type: "START" });
-    await eventually(() => actor.getSnapshot().value === "ready", "ready");
-    actor.send({ type: "REFRESH", reason: "notice" });
-    await eventually(() => actor.getSnapshot().context.loads === 2 && actor.getSnapshot().value === "ready", "ready again");
+    const actor = await loadAndRefresh(snapshot, bridge);
     await new Promise((r) => setTimeout(r, 300)); // the library converts on an idle callback
     expect(reads).toBe(0);
     actor.stop();

@@ -25,6 +25,13 @@ let child: ChildProcess;
 let log = "";
 let opsUrl = "";
 
+/** Debian's Chromium, headless, with nothing that reaches for the network on its own. */
+const launchChromium = () =>
+  chromium.launch({
+    executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+
 
 beforeAll(async () => {
   db = await seededDatabase();
@@ -122,10 +129,7 @@ describe("ops endpoints of a running service", () => {
   it("serves a live status page: the state chart with the current state, and updates without reloading", async () => {
     let browser: Browser | undefined;
     try {
-      browser = await chromium.launch({
-        executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
-        args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-      });
+      browser = await launchChromium();
       const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
       await page.goto(opsUrl);
       await page.waitForSelector("#state-ready.current");
@@ -157,10 +161,7 @@ describe("ops endpoints of a running service", () => {
   it("clips nothing at 1100 and 1440 px: no state-chart label over a box, another label or the chart's edge; no card overflowing; fleet table headers on one line", async () => {
     let browser: Browser | undefined;
     try {
-      browser = await chromium.launch({
-        executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
-        args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-      });
+      browser = await launchChromium();
       for (const width of [1100, 1440]) {
         const page = await browser.newPage({ viewport: { width, height: 900 } });
         await page.goto(opsUrl);
