@@ -1,9 +1,9 @@
 /**
- * Composition root shared by `run` and `demo`: connections → inspector →
- * service (actors and pipeline) → ops server. Each resource has one owner
- * here and is closed in the reverse order of start-up, in one place; a
- * failure during start-up closes what was opened and rethrows (the process
- * exits 1 with the reason, it never hangs).
+ * Composition root shared by `run` and `demo`: NATS connection → inspector →
+ * database pool → service (actors and pipeline) → ops server. Each is opened
+ * and closed here, once: the service first, then the rest in the reverse order
+ * of start-up; a failure during start-up closes what was opened and rethrows
+ * (the process exits 1 with the reason, it never hangs).
  */
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
@@ -49,7 +49,7 @@ export async function startApp(o: AppOptions): Promise<App> {
   let closing: Promise<string | null> | null = null;
   const closeAll = () =>
     (closing ??= (async () => {
-      const failure = service ? await service.stop() : null;
+      const failure = service ? await service.stop().catch((err: unknown) => `stopping failed: ${(err as Error)?.message ?? String(err)}`) : null;
       for (const { name, close } of closers.reverse()) {
         await close().catch((err: unknown) => log.warn({ err: (err as Error).message, resource: name }, "closing failed"));
       }
