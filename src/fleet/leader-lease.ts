@@ -58,112 +58,147 @@ export interface LeaderLeaseOptions {
 }
 
 export function startLeaderLease(kv: KV, options: LeaderLeaseOptions): LeaderLease {
-  const { holder, leaseMs, log } = options;
-  const now = options.now ?? Date.now;
-  let leader = false;
-  let lastHolder: string | null = null;
-  /** When our own lease runs out, as we last wrote it. */
-  let ownExpiry = 0;
-  let stopped = false;
-  let timer: NodeJS.Timeout | undefined;
-  let running: Promise<void> = Promise.resolve();
-  /** When this instance first saw the lease free (expired or released), by its own clock; null while held. */
-  let freeSince: number | null = null;
-  const canLead = options.canLead ?? (() => true);
-  const othersCanLead = options.othersCanLead ?? (async () => false);
+  const lease = new HeldLease(kv, options);
+  lease.start();
+  return lease;
+}
 
-  const setRole = (next: boolean) => {
-    if (next === leader) return;
-    leader = next;
-    log.info({ holder, role: next ? "leader" : "follower" }, next ? "fleet lease taken: this instance reads the rules for the fleet" : "fleet lease lost: following the leader");
-    options.onRole(next ? "leader" : "follower");
-  };
-  const value = (expiresAtMs: number) => JSON.stringify({ holder, expiresAtMs } satisfies LeaseValue);
+/** The lease as one instance holds or follows it: its rounds, its timer, and its hand-over on release. */
+class HeldLease implements LeaderLease {
+  private readonly holderId: string;
+  private readonly leaseMs: number;
+  private readonly now: () => number;
+  private readonly canLead: () => boolean;
+  private readonly othersCanLead: () => Promise<boolean>;
+  private leader = false;
+  private lastHolder: string | null = null;
+  /** When our own lease runs out, as we last wrote it. */
+  private ownExpiry = 0;
+  private stopped = false;
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> = Promise.resolve();
+  /** When this instance first saw the lease free (expired or released), by its own clock; null while held. */
+  private freeSince: number | null = null;
+
+  constructor(
+    private readonly kv: KV,
+    private readonly options: LeaderLeaseOptions,
+  ) {
+    this.holderId = options.holder;
+    this.leaseMs = options.leaseMs;
+    this.now = options.now ?? Date.now;
+    this.canLead = options.canLead ?? (() => true);
+    this.othersCanLead = options.othersCanLead ?? (async () => false);
+  }
+
+  start(): void {
+    // The first round always reports a role, even follower (setRole reports changes only): a starting rule cache waits for it.
+    const firstRound = this.step().then(() => {
+      if (!this.leader) this.options.onRole("follower");
+    });
+    this.running = firstRound;
+    void firstRound.finally(() => this.scheduleNext());
+  }
+
+  isLeader(): boolean {
+    return this.leader;
+  }
+
+  holder(): string | null {
+    return this.lastHolder;
+  }
+
+  async confirm(): Promise<boolean> {
+    if (!this.leader) return false;
+    const { current } = await this.readLease();
+    return current?.holder === this.holderId && current.expiresAtMs > this.now();
+  }
+
+  async release(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.running.catch(() => {});
+    if (!this.leader) return;
+    await this.handOver();
+    this.leader = false;
+  }
+
+  private scheduleNext(): void {
+    if (!this.stopped) this.timer = setTimeout(() => this.tick(), Math.max(50, Math.floor(this.leaseMs / 3)));
+  }
+
+  private tick(): void {
+    if (this.stopped) return;
+    this.running = this.step().finally(() => this.scheduleNext());
+  }
+
+  private setRole(next: boolean): void {
+    if (next === this.leader) return;
+    this.leader = next;
+    this.options.log.info({ holder: this.holderId, role: next ? "leader" : "follower" }, next ? "fleet lease taken: this instance reads the rules for the fleet" : "fleet lease lost: following the leader");
+    this.options.onRole(next ? "leader" : "follower");
+  }
+
+  private value(expiresAtMs: number): string {
+    return JSON.stringify({ holder: this.holderId, expiresAtMs } satisfies LeaseValue);
+  }
+
   /** The lease key's entry (for its revision) and the lease it holds, if it holds one. */
-  const readLease = async () => {
-    const entry = await kv.get(LEADER_KEY);
+  private async readLease() {
+    const entry = await this.kv.get(LEADER_KEY);
     return { entry, current: entry !== null && entry.operation === "PUT" ? parseLease(entry.value) : null };
-  };
+  }
 
   /** One round: renew, take over, or follow. Every write is a compare-and-set on the revision read. */
-  const step = async () => {
-    const t = now();
+  private async step(): Promise<void> {
+    const t = this.now();
     try {
-      const { entry, current } = await readLease();
-      lastHolder = current !== null && current.expiresAtMs > t ? current.holder : null;
-      const mine = current?.holder === holder && leader;
+      const { entry, current } = await this.readLease();
+      this.lastHolder = current !== null && current.expiresAtMs > t ? current.holder : null;
+      const mine = current?.holder === this.holderId && this.leader;
       const free = current === null || current.expiresAtMs <= t;
-      freeSince = free ? (freeSince ?? t) : null;
-      if (mine && !canLead() && (await othersCanLead())) {
+      this.freeSince = free ? (this.freeSince ?? t) : null;
+      if (mine && !this.canLead() && (await this.othersCanLead())) {
         // Give way: mark the lease run out; an instance that can read takes it at its next round.
-        await kv.update(LEADER_KEY, value(0), entry!.revision).catch(() => {});
-        log.warn({ holder }, "fleet lease handed over: this instance cannot read the rule tables and another instance can");
-        freeSince = t;
-        setRole(false);
+        await this.kv.update(LEADER_KEY, this.value(0), entry!.revision).catch(() => {});
+        this.options.log.warn({ holder: this.holderId }, "fleet lease handed over: this instance cannot read the rule tables and another instance can");
+        this.freeSince = t;
+        this.setRole(false);
         return;
       }
       // A free lease is left to the instances that can read for one lease period.
-      const yieldFree = !mine && free && !canLead() && t - freeSince! < leaseMs;
-      if (!yieldFree && (current === null || mine || free)) {
-        const expiresAtMs = t + leaseMs;
-        try {
-          if (entry === null) await kv.create(LEADER_KEY, value(expiresAtMs));
-          else await kv.update(LEADER_KEY, value(expiresAtMs), entry.revision);
-          ownExpiry = expiresAtMs;
-          lastHolder = holder;
-          setRole(true);
-          return;
-        } catch {
-          // Another instance wrote first: it holds the lease.
-        }
-      }
-      setRole(false);
+      const yieldFree = !mine && free && !this.canLead() && t - this.freeSince! < this.leaseMs;
+      if (!yieldFree && (current === null || mine || free) && (await this.take(entry, t))) return;
+      this.setRole(false);
     } catch (err) {
       // NATS cannot answer: nobody else can take the lease over before it expires either.
-      log.warn({ err: (err as Error).message }, "fleet lease could not be read");
-      if (leader && now() >= ownExpiry) setRole(false);
+      this.options.log.warn({ err: (err as Error).message }, "fleet lease could not be read");
+      if (this.leader && this.now() >= this.ownExpiry) this.setRole(false);
     }
-  };
-  const tick = () => {
-    if (stopped) return;
-    running = step().finally(() => {
-      if (!stopped) timer = setTimeout(tick, Math.max(50, Math.floor(leaseMs / 3)));
-    });
-  };
-  // The first round always reports a role, even follower (setRole reports changes only): a starting rule cache waits for it.
-  const firstRound = step().then(() => {
-    if (!leader) options.onRole("follower");
-  });
-  running = firstRound;
-  void firstRound.finally(() => {
-    if (!stopped) timer = setTimeout(tick, Math.max(50, Math.floor(leaseMs / 3)));
-  });
+  }
+
+  /** Write the lease as ours until one lease from `t`; false when another instance wrote first. */
+  private async take(entry: { revision: number } | null, t: number): Promise<boolean> {
+    const expiresAtMs = t + this.leaseMs;
+    try {
+      if (entry === null) await this.kv.create(LEADER_KEY, this.value(expiresAtMs));
+      else await this.kv.update(LEADER_KEY, this.value(expiresAtMs), entry.revision);
+    } catch {
+      return false; // another instance wrote first: it holds the lease
+    }
+    this.ownExpiry = expiresAtMs;
+    this.lastHolder = this.holderId;
+    this.setRole(true);
+    return true;
+  }
 
   /** Mark our lease as run out (expiry 0), if it is still ours. */
-  const handOver = async () => {
+  private async handOver(): Promise<void> {
     try {
-      const { entry, current } = await readLease();
-      if (entry !== null && current?.holder === holder) await kv.update(LEADER_KEY, value(0), entry.revision);
+      const { entry, current } = await this.readLease();
+      if (entry !== null && current?.holder === this.holderId) await this.kv.update(LEADER_KEY, this.value(0), entry.revision);
     } catch (err) {
-      log.warn({ err: (err as Error).message }, "fleet lease could not be released; it expires by itself");
+      this.options.log.warn({ err: (err as Error).message }, "fleet lease could not be released; it expires by itself");
     }
-  };
-
-  return {
-    isLeader: () => leader,
-    holder: () => lastHolder,
-    async confirm() {
-      if (!leader) return false;
-      const { current } = await readLease();
-      return current?.holder === holder && current.expiresAtMs > now();
-    },
-    async release() {
-      stopped = true;
-      clearTimeout(timer);
-      await running.catch(() => {});
-      if (!leader) return;
-      await handOver();
-      leader = false;
-    },
-  };
+  }
 }

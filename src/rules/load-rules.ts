@@ -201,6 +201,30 @@ export interface RuleLoader {
   loadChanges(previous: RuleSnapshot, options?: LoadOptions): Promise<RuleSnapshot>;
 }
 
+/**
+ * The memory budget of one load, checked per page: rows so far (an incremental refresh starts from
+ * its base) times the cost per row. Past the budget, the page's read throws SnapshotOverBudgetError
+ * and `signal` stops the other table's read at its next page.
+ */
+function pageBudget(previous: RuleSnapshot | null, opts: LoadOptions) {
+  const rowsSoFar = { rules: previous?.table.rules.size ?? 0, properties: previous?.table.properties.length ?? 0 };
+  const overBudget = new AbortController();
+  return {
+    signal: opts.signal ? AbortSignal.any([opts.signal, overBudget.signal]) : overBudget.signal,
+    overBudget: overBudget.signal,
+    check: (table: "rules" | "properties") => (n: number) => {
+      rowsSoFar[table] += n;
+      if (opts.maxBytes === undefined) return;
+      const estimate = rowsSoFar.rules * RULE_ROW_BYTES + rowsSoFar.properties * PROPERTY_ROW_BYTES;
+      if (estimate > opts.maxBytes) {
+        const err = new SnapshotOverBudgetError({ ...rowsSoFar }, estimate, opts.maxBytes);
+        overBudget.abort(err);
+        throw err;
+      }
+    },
+  };
+}
+
 /** A loader over an open database; the database stays owned by the caller. */
 export function createRuleLoader(database: RuleDatabase, defaults: LoadOptions = {}): RuleLoader {
   const rules: KeysetSource = { name: "video_tort_rule", table: videoTortRule, columns: ruleColumns, id: videoTortRule.id, mtime: videoTortRule.mtime, idAt: 0, mtimeAt: 11 };
@@ -247,20 +271,9 @@ export function createRuleLoader(database: RuleDatabase, defaults: LoadOptions =
     }
     const scratchRow = { id: 0, ruleId: 0, kind: "", value: "", state: 0, isDeleted: 0, mtimeMs: 0 };
     const since = previous === null ? null : Math.max(0, previous.table.maxMtimeMs - MTIME_OVERLAP_MS);
-    // The memory budget, checked per page: rows so far (an incremental refresh starts from its base) times the cost per row.
-    const rowsSoFar = { rules: previous?.table.rules.size ?? 0, properties: previous?.table.properties.length ?? 0 };
-    const overBudget = new AbortController();
-    const readOpts = { ...opts, signal: opts.signal ? AbortSignal.any([opts.signal, overBudget.signal]) : overBudget.signal };
-    const checkBudget = (table: "rules" | "properties") => (n: number) => {
-      rowsSoFar[table] += n;
-      if (opts.maxBytes === undefined) return;
-      const estimate = rowsSoFar.rules * RULE_ROW_BYTES + rowsSoFar.properties * PROPERTY_ROW_BYTES;
-      if (estimate > opts.maxBytes) {
-        const err = new SnapshotOverBudgetError({ ...rowsSoFar }, estimate, opts.maxBytes);
-        overBudget.abort(err); // the other table's read stops at its next page
-        throw err;
-      }
-    };
+    const budget = pageBudget(previous, opts);
+    const readOpts = { ...opts, signal: budget.signal };
+    const checkBudget = budget.check;
     try {
       // Both tables' pages interleaved on the load's connection; each row is applied as its page arrives.
       // Both reads settle before a failure is reported: nothing keeps running after the load ends.
@@ -270,7 +283,7 @@ export function createRuleLoader(database: RuleDatabase, defaults: LoadOptions =
       ]);
       for (const read of reads) if (read.status === "rejected") throw read.reason;
     } catch (err) {
-      if (overBudget.signal.aborted) throw overBudget.signal.reason;
+      if (budget.overBudget.aborted) throw budget.overBudget.reason;
       if (opts.signal?.aborted) throw err;
       throw new RuleStoreError(`loading rules (${kind}) from ${database.describe} failed: ${describeDatabaseFailure(err)}`, {
         cause: err,
