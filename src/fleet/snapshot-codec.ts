@@ -35,7 +35,8 @@ import { NO_PROPERTY, type PropertyColumns, type RuleEntry, type RuleTable } fro
 import { RULE_ACTIONS } from "../match/types.js";
 import { PROPERTY_ROW_BYTES, RULE_ROW_BYTES, SnapshotOverBudgetError } from "../match/snapshot-budget.js";
 
-export const SNAPSHOT_FORMAT = 2;
+/** 3: the meta carries the value texts the property columns do not say back (RuleTable.valueTexts). */
+export const SNAPSHOT_FORMAT = 3;
 const MAGIC = "TORTSNAP";
 export const SNAPSHOT_HEADER_BYTES = 56;
 const HEADER_BYTES = SNAPSHOT_HEADER_BYTES;
@@ -63,6 +64,8 @@ interface SnapshotMeta {
   /** id, reason, mtime ms. */
   readonly skippedRules: readonly (readonly [number, string, number])[];
   readonly skippedProperties: readonly (readonly [number, string])[];
+  /** Counting properties' value texts their numbers do not say back (RuleTable.valueTexts). */
+  readonly valueTexts: readonly (readonly [number, string])[];
 }
 
 /** What an encoded snapshot says about itself without being decoded. */
@@ -92,6 +95,7 @@ export async function encodeSnapshot(snapshot: RuleSnapshot, options: { level?: 
     minScores: rules.map((r) => r.minScore),
     skippedRules: [...table.skippedRules].map(([id, { reason, mtimeMs }]) => [id, reason, mtimeMs] as const),
     skippedProperties: [...table.skippedProperties],
+    valueTexts: [...table.valueTexts],
   };
   const metaBytes = Buffer.from(JSON.stringify(meta), "utf8");
   const metaEnd = align8(4 + metaBytes.length);
@@ -171,6 +175,58 @@ export function readSnapshotHeader(bytes: Uint8Array, maxRawBytes = DEFAULT_MAX_
   return { format, bodyBytes, rawBytes, sha256: Buffer.from(bytes.subarray(24, HEADER_BYTES)).toString("hex") };
 }
 
+/** The rule rows from their columns (ten Float64 columns, then one action code a rule). */
+function readRuleColumns(raw: Uint8Array, at: number, r: number, minScores: SnapshotMeta["minScores"]): Map<number, RuleEntry> {
+  const f64 = new Float64Array(raw.buffer, raw.byteOffset + at, r * RULE_F64_COLUMNS);
+  const actions = raw.subarray(at + r * RULE_F64_COLUMNS * 8, at + r * (RULE_F64_COLUMNS * 8 + 1));
+  const col = (c: number, i: number) => f64[c * r + i]!;
+  const orNull = (x: number) => (Number.isNaN(x) ? null : x);
+  const rules = new Map<number, RuleEntry>();
+  for (let i = 0; i < r; i++) {
+    const action = RULE_ACTIONS[actions[i]!];
+    if (action === undefined) throw new SnapshotFormatError(`snapshot rule ${col(0, i)} has action code ${actions[i]}`);
+    rules.set(col(0, i), {
+      id: col(0, i),
+      ownerId: col(1, i),
+      action,
+      priority: col(2, i),
+      minMatchedMs: col(3, i),
+      minRatioBp: col(4, i),
+      minScore: minScores[i]!,
+      state: col(5, i),
+      validFromMs: orNull(col(6, i)),
+      validToMs: orNull(col(7, i)),
+      isDeleted: col(8, i),
+      mtimeMs: col(9, i),
+    });
+  }
+  return rules;
+}
+
+/** The property rows from their columns (id, rule id and mtime as deltas, the value, then one kind byte a row). */
+function readPropertyColumns(raw: Uint8Array, at: number, n: number): { properties: PropertyColumns; countingProperties: number } {
+  const props = new Float64Array(raw.buffer, raw.byteOffset + at, 4 * n);
+  const properties: PropertyColumns = {
+    length: n,
+    id: new Float64Array(n),
+    ruleId: new Float64Array(n),
+    kind: raw.slice(at + 4 * n * 8, at + 4 * n * 8 + n),
+    value: props.slice(2 * n, 3 * n),
+    mtime: new Float64Array(n),
+  };
+  let countingProperties = 0;
+  for (let i = 0, id = 0, rule = 0, mtime = 0; i < n; i++) {
+    id += props[i]!;
+    rule += props[n + i]!;
+    mtime += props[3 * n + i]!;
+    properties.id[i] = id;
+    properties.ruleId[i] = rule;
+    properties.mtime[i] = mtime;
+    if (properties.kind[i] !== NO_PROPERTY) countingProperties++;
+  }
+  return { properties, countingProperties };
+}
+
 /**
  * Rebuild a snapshot from its encoded form: checksum first, then inflate (at
  * most `maxRawBytes`), then the columns, then compile and check the version.
@@ -211,55 +267,15 @@ export async function decodeSnapshot(bytes: Uint8Array, options: { maxRawBytes?:
     throw new SnapshotOverBudgetError({ rules: r, properties: n }, estimate, options.maxSnapshotBytes);
   }
 
-  const f64 = new Float64Array(raw.buffer, raw.byteOffset + metaEnd, r * RULE_F64_COLUMNS);
-  const actions = raw.subarray(metaEnd + r * RULE_F64_COLUMNS * 8, metaEnd + r * (RULE_F64_COLUMNS * 8 + 1));
-  const col = (c: number, i: number) => f64[c * r + i]!;
-  const orNull = (x: number) => (Number.isNaN(x) ? null : x);
-  const rules = new Map<number, RuleEntry>();
-  for (let i = 0; i < r; i++) {
-    const action = RULE_ACTIONS[actions[i]!];
-    if (action === undefined) throw new SnapshotFormatError(`snapshot rule ${col(0, i)} has action code ${actions[i]}`);
-    rules.set(col(0, i), {
-      id: col(0, i),
-      ownerId: col(1, i),
-      action,
-      priority: col(2, i),
-      minMatchedMs: col(3, i),
-      minRatioBp: col(4, i),
-      minScore: meta.minScores[i]!,
-      state: col(5, i),
-      validFromMs: orNull(col(6, i)),
-      validToMs: orNull(col(7, i)),
-      isDeleted: col(8, i),
-      mtimeMs: col(9, i),
-    });
-  }
-
-  const props = new Float64Array(raw.buffer, raw.byteOffset + rulesEnd, 4 * n);
-  const properties: PropertyColumns = {
-    length: n,
-    id: new Float64Array(n),
-    ruleId: new Float64Array(n),
-    kind: raw.slice(rulesEnd + 4 * n * 8, rulesEnd + 4 * n * 8 + n),
-    value: props.slice(2 * n, 3 * n),
-    mtime: new Float64Array(n),
-  };
-  let countingProperties = 0;
-  for (let i = 0, id = 0, rule = 0, mtime = 0; i < n; i++) {
-    id += props[i]!;
-    rule += props[n + i]!;
-    mtime += props[3 * n + i]!;
-    properties.id[i] = id;
-    properties.ruleId[i] = rule;
-    properties.mtime[i] = mtime;
-    if (properties.kind[i] !== NO_PROPERTY) countingProperties++;
-  }
+  const rules = readRuleColumns(raw, metaEnd, r, meta.minScores);
+  const { properties, countingProperties } = readPropertyColumns(raw, rulesEnd, n);
   const table: RuleTable = {
     rules,
     properties,
     countingProperties,
     skippedRules: new Map(meta.skippedRules.map(([id, reason, mtimeMs]) => [id, { reason, mtimeMs }])),
     skippedProperties: new Map(meta.skippedProperties),
+    valueTexts: new Map(meta.valueTexts),
     maxMtimeMs: meta.maxMtimeMs,
   };
   const snapshot = compileSnapshot(table, { loadKind: meta.loadKind, loadedAt: meta.loadedAt });
@@ -282,6 +298,7 @@ function metaProblem(meta: SnapshotMeta, rawLength: number): string | null {
     Array.isArray(rows) && rows.length <= rawLength && rows.every((row) => Array.isArray(row) && row.length === width && isCount(row[0], Number.MAX_SAFE_INTEGER) && typed(row));
   if (!pairs(meta.skippedRules, 3, (row) => typeof row[1] === "string" && typeof row[2] === "number" && Number.isFinite(row[2]))) return "skippedRules";
   if (!pairs(meta.skippedProperties, 2, (row) => typeof row[1] === "string")) return "skippedProperties";
+  if (!pairs(meta.valueTexts, 2, (row) => typeof row[1] === "string" && row[1].length <= 64)) return "valueTexts";
   return null;
 }
 

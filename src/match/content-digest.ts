@@ -131,5 +131,9 @@ export function digestRuleTable(table: RuleTable): string {
   h.bytes(p.kind);
   h.doubles(p.value);
   h.doubles(p.mtime);
+  // Value texts the numbers above do not say back ("007", beyond 2^53): by id.
+  const texts = [...table.valueTexts].sort((a, b) => a[0] - b[0]);
+  h.doubles(Float64Array.from(texts, ([id]) => id));
+  for (const [, text] of texts) h.text(text);
   return h.hex();
 }

@@ -78,6 +78,12 @@ export interface RuleTable {
   readonly skippedProperties: ReadonlyMap<number, string>;
   /** Largest `mtime` seen, epoch ms (0 for an empty table): the incremental refresh starts from it. */
   readonly maxMtimeMs: number;
+  /**
+   * The value text of each counting property whose number does not say it back (leading zeros,
+   * beyond the safe-integer range): id → text. The columns hold the number the matcher needs; the
+   * version must name the text the row holds (spec section 5: every column).
+   */
+  readonly valueTexts: ReadonlyMap<number, string>;
 }
 
 const ACTIONS: ReadonlySet<string> = new Set(RULE_ACTIONS);
@@ -210,6 +216,7 @@ export function createRuleTableBuilder(base?: RuleTable): RuleTableBuilder {
   const rules = new Map(base?.rules);
   const skippedRules = new Map(base?.skippedRules);
   const skippedProperties = new Map(base?.skippedProperties);
+  const valueTexts = new Map(base?.valueTexts);
   let maxMtimeMs = base?.maxMtimeMs ?? 0;
   // A full load appends in id order; an incremental one patches a copy of the base.
   const columns = new ColumnsBuilder(Math.max(1024, base?.properties.length ?? 0));
@@ -256,6 +263,8 @@ export function createRuleTableBuilder(base?: RuleTable): RuleTableBuilder {
           value = decimalValue(row.value);
         }
       }
+      if (kind !== NO_PROPERTY && String(value) !== row.value) valueTexts.set(row.id, row.value);
+      else valueTexts.delete(row.id);
       const at = baseLength > 0 ? findRow(columns.id, baseLength, row.id) : -1;
       if (at !== -1) {
         columns.ruleId[at] = row.ruleId;
@@ -277,7 +286,7 @@ export function createRuleTableBuilder(base?: RuleTable): RuleTableBuilder {
       const properties = columns.take();
       let countingProperties = 0;
       for (let i = 0; i < properties.length; i++) if (properties.kind[i] !== NO_PROPERTY) countingProperties++;
-      return { rules, properties, countingProperties, skippedRules, skippedProperties, maxMtimeMs };
+      return { rules, properties, countingProperties, skippedRules, skippedProperties, maxMtimeMs, valueTexts };
     },
   };
 }

@@ -158,6 +158,27 @@ async function inputRange(o: WhatIfOptions): Promise<{ startSeq: number; last: n
   return { startSeq: last + 1, last };
 }
 
+/** The recorded verdicts of the inputs compared, indexed by input sequence (the last one wins if there are two); each first one's hits told to `hit`. */
+async function indexRecorded(
+  o: WhatIfOptions,
+  verdicts: { first: number; last: number },
+  index: { base: number; last: number; actionBySeq: Uint8Array; ruleBySeq: Float64Array },
+  hit: (ruleId: number) => void,
+): Promise<void> {
+  const { base, last, actionBySeq, ruleBySeq } = index;
+  for await (const { msg: m } of readStream(o.js, o.verdictStream, verdicts.last, { seq: verdicts.first })) {
+    // The source from the body (parsed anyway for the rule ids): no header decoding per verdict.
+    const v = readVerdict(m.string(), o.inputStream);
+    const seq = v.seq;
+    if (!(seq >= base && seq <= last)) continue;
+    const code = CODE.get(m.subject.slice(m.subject.lastIndexOf(".") + 1));
+    if (code === undefined) continue;
+    if (actionBySeq[seq - base] === 0) for (const id of v.hits) hit(id);
+    actionBySeq[seq - base] = code;
+    ruleBySeq[seq - base] = v.ruleId ?? Number.NaN;
+  }
+}
+
 /** --out with recorded verdicts: each changed input once, its recorded verdict and the candidate's (a second pass over the verdicts). */
 async function writeChangedRecorded(
   o: WhatIfOptions,
@@ -204,17 +225,7 @@ export async function runWhatIf(o: WhatIfOptions): Promise<WhatIfReport> {
   const live = o.baseline ?? null;
   const verdictsInfo = await o.jsm.streams.info(o.verdictStream);
   if (live === null && verdictsInfo.state.messages > 0) {
-    for await (const { msg: m } of readStream(o.js, o.verdictStream, verdictsInfo.state.last_seq, { seq: verdictsInfo.state.first_seq })) {
-      // The source from the body (parsed anyway for the rule ids): no header decoding per verdict.
-      const v = readVerdict(m.string(), o.inputStream);
-      const seq = v.seq;
-      if (!(seq >= base && seq <= last)) continue;
-      const code = CODE.get(m.subject.slice(m.subject.lastIndexOf(".") + 1));
-      if (code === undefined) continue;
-      if (actionBySeq[seq - base] === 0) for (const id of v.hits) count(hitsBefore, id);
-      actionBySeq[seq - base] = code;
-      ruleBySeq[seq - base] = v.ruleId ?? Number.NaN;
-    }
+    await indexRecorded(o, { first: verdictsInfo.state.first_seq, last: verdictsInfo.state.last_seq }, { base, last, actionBySeq, ruleBySeq }, (id) => count(hitsBefore, id));
   }
 
   // 2. The inputs, matched against the candidate rules, compared with what was recorded.

@@ -8,7 +8,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { createHash, randomBytes } from "node:crypto";
 import { createDeflate } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { encodeSnapshot } from "../../src/fleet/snapshot-codec.js";
+import { encodeSnapshot, SNAPSHOT_FORMAT } from "../../src/fleet/snapshot-codec.js";
 import { objectDigest, openSnapshotStore, SnapshotRefusedError } from "../../src/fleet/snapshot-store.js";
 import { compile, ruleSet } from "../support/rule-sets.js";
 import { connectTest } from "../support/nats.js";
@@ -43,7 +43,7 @@ function objectAround(body: Uint8Array, raw: number): Uint8Array {
   const out = new Uint8Array(56 + body.length);
   const view = new DataView(out.buffer);
   out.set(Buffer.from("TORTSNAP", "latin1"), 0);
-  view.setUint32(8, 2, true);
+  view.setUint32(8, SNAPSHOT_FORMAT, true);
   view.setUint32(12, body.length, true);
   view.setFloat64(16, raw, true);
   out.set(createHash("sha256").update(body).digest(), 24);

@@ -76,4 +76,17 @@ describe("rules version", () => {
       { numRuns: 300 },
     );
   });
+
+  it("names a property's value text, not only its number: 001 is not 1, and two values past 2^53 are not one", async () => {
+    const rule: RuleRow = { id: 1, ownerId: 1, action: "block", priority: 1, minMatchedMs: 0, minRatioBp: 0, minScore: "0.500", state: 1, validFromMs: null, validToMs: null, isDeleted: 0, mtimeMs: 1_000 };
+    const property = (value: string): PropertyRow => ({ id: 7, ruleId: 1, kind: "asset", value, state: 1, isDeleted: 0, mtimeMs: 1_000 });
+    const versionOf = (value: string) => build([rule], [property(value)]).version;
+    expect(versionOf("001")).not.toBe(versionOf("1"));
+    expect(versionOf("99999999999999999999")).not.toBe(versionOf("99999999999999999998"));
+    expect(versionOf("1")).toBe(versionOf("1"));
+    // A follower rebuilds the same version from the published snapshot (the codec carries the texts).
+    const { encodeSnapshot, decodeSnapshot } = await import("../../src/fleet/snapshot-codec.js");
+    const original = build([rule], [property("0042")]);
+    expect((await decodeSnapshot(await encodeSnapshot(original))).version).toBe(original.version);
+  });
 });
