@@ -14,6 +14,7 @@ import type { OpsServer } from "./ops/ops-server.js";
 import { serveOps } from "./ops/serve-ops.js";
 import { openRuleDatabase } from "./rules/database.js";
 import { startService, type RunningService } from "./service.js";
+import { createClosers } from "./service/closers.js";
 
 export interface AppOptions {
   readonly config: Config;
@@ -40,38 +41,36 @@ export interface App {
 export async function startApp(o: AppOptions): Promise<App> {
   const { config, log } = o;
   /**
-   * The parts' closers, in start-up order. Shutdown, once, in one place: the service first (stop
-   * pulling, settle what is in flight, stop the rule cache; the ops server still answers meanwhile),
-   * then every other part in the reverse order of start-up. Each closer runs even if one before it failed.
+   * Shutdown, once, in one place: the service first (stop pulling, settle what is in flight, stop the
+   * rule cache; the ops server still answers meanwhile), then every other part in the reverse order
+   * of start-up (createClosers: each runs even if one before it failed).
    */
-  const closers: { name: string; close: () => Promise<unknown> }[] = [];
+  const parts = createClosers(log);
   let service: RunningService | null = null;
   let closing: Promise<string | null> | null = null;
   const closeAll = () =>
     (closing ??= (async () => {
       const failure = service ? await service.stop().catch((err: unknown) => `stopping failed: ${(err as Error)?.message ?? String(err)}`) : null;
-      for (const { name, close } of closers.reverse()) {
-        await close().catch((err: unknown) => log.warn({ err: (err as Error).message, resource: name }, "closing failed"));
-      }
+      await parts.closeAll();
       return failure;
     })());
 
   try {
     const nc = await connectNats(config, o.connectionName);
     // Drain flushes the last acks before closing.
-    closers.push({ name: "nats", close: () => nc.drain() });
+    parts.add("nats", () => nc.drain());
     const natsConnected = trackConnection(nc, log);
 
     let inspector: InspectorBridge | null = null;
     if (o.inspectPort !== undefined) {
       const bridge = await startInspector({ port: o.inspectPort });
       inspector = bridge;
-      closers.push({ name: "inspector", close: () => bridge.close() });
+      parts.add("inspector", () => bridge.close());
       log.info({ url: bridge.url }, "Stately inspector bridge listening (open it in a browser with internet access)");
     }
 
     const database = openRuleDatabase({ url: config.DATABASE_URL });
-    closers.push({ name: "database", close: () => database.close() });
+    parts.add("database", () => database.close());
     const running = await startService({
       config,
       log,
@@ -91,7 +90,7 @@ export async function startApp(o: AppOptions): Promise<App> {
         throw new Error(`the ops server cannot listen on ${config.TORT_OPS_HOST}:${o.opsPort} (TORT_OPS_PORT, --ops-port; 0 turns it off): ${(err as Error).message}`, { cause: err });
       }
       const server = ops;
-      closers.push({ name: "ops server", close: () => server.close() });
+      parts.add("ops server", () => server.close());
       log.info({ url: ops.url }, "status page, /metrics, /healthz and /readyz listening");
     }
 

@@ -123,7 +123,7 @@ export function runPipeline(o: PipelineOptions): RunningPipeline {
           } catch (err) {
             // settleMessage turns every failure into a settlement; anything else is a defect: leave the message to redelivery.
             o.log.error({ err, stream: msg.info.stream, seq: msg.seq }, "unexpected failure settling a message");
-            settled = { outcome: "retry" as const };
+            settled = RETRY;
           }
           o.onSettled?.(settled, msg);
           finish(settled, bytes);

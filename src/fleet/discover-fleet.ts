@@ -37,11 +37,12 @@ export interface FleetInstance extends InstanceStats {
 }
 
 /** Instances registered for `consumer`, sorted by id; waits at most `maxWaitMs` for answers. */
+/** Nobody registered the service on this NATS: an empty fleet, not a failure. */
+const nobodyRegistered = (err: unknown) => err instanceof errors.NoRespondersError || String((err as Error)?.message).includes("no responders");
+
 export async function discoverFleet(nc: NatsConnection, options: { service?: string; consumer: string; maxWaitMs?: number }): Promise<FleetInstance[]> {
   const client = new Svcm(nc).client({ strategy: "stall", stall: 300, maxWait: options.maxWaitMs ?? 2_000 });
   const found: FleetInstance[] = [];
-  /** Nobody registered the service on this NATS: an empty fleet, not a failure. */
-  const nobody = (err: unknown) => err instanceof errors.NoRespondersError || String((err as Error)?.message).includes("no responders");
   try {
     for await (const s of await client.stats(options.service ?? SERVICE_NAME)) {
       if (s.metadata?.consumer !== options.consumer) continue;
@@ -65,7 +66,7 @@ export async function discoverFleet(nc: NatsConnection, options: { service?: str
       });
     }
   } catch (err) {
-    if (!nobody(err)) throw err;
+    if (!nobodyRegistered(err)) throw err;
   }
   return found.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 }
@@ -80,7 +81,7 @@ export async function pingFleet(nc: NatsConnection, options: { service?: string;
   try {
     for await (const s of await client.ping(options.service ?? SERVICE_NAME)) if (s.metadata?.consumer === options.consumer) ids.push(s.id);
   } catch (err) {
-    if (!(err instanceof errors.NoRespondersError || String((err as Error)?.message).includes("no responders"))) throw err;
+    if (!nobodyRegistered(err)) throw err;
   }
   return ids.sort();
 }

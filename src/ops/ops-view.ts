@@ -46,6 +46,6 @@ export interface OpsView {
   readonly recent: {
     readonly transitions: readonly ServiceEventRecord[];
     readonly errors: readonly ServiceEventRecord[];
-    readonly quietRefreshes?: { readonly count: number; readonly lastAt: string | null };
+    readonly quietRefreshes: { readonly count: number; readonly lastAt: string | null };
   };
 }

@@ -44,7 +44,7 @@ export function currentStatus(input: StatusInput) {
       lastError: cache?.lastError ?? null,
       loads: cache?.loads ?? 0,
       /** Timed refreshes that changed nothing: counted, not listed as transitions. */
-      quietRefreshes: service.recent.quietRefreshes ?? { count: 0, lastAt: null },
+      quietRefreshes: service.recent.quietRefreshes,
     },
     fleet: {
       instanceId: service.instanceId,

@@ -43,8 +43,8 @@ export interface FollowOptions {
 export function followRuleCache(cache: ActorRefFrom<typeof ruleCacheMachine>, o: FollowOptions): { readonly recent: RecentEvents; stop(): void } {
   const transitions: ServiceEventRecord[] = [];
   const errors: ServiceEventRecord[] = [];
-  const remember = (list: ServiceEventRecord[], state: string, detail?: string) => {
-    list.push({ at: o.now().toISOString(), state, ...(detail !== undefined ? { detail } : {}) });
+  const remember = (list: ServiceEventRecord[], state: string, detail?: string | null, at = o.now().toISOString()) => {
+    list.push({ at, state, ...(detail ? { detail } : {}) });
     if (list.length > RECENT_EVENTS) list.shift();
   };
   const servePrevious = serveSnapshots(o);
@@ -102,15 +102,14 @@ export function followRuleCache(cache: ActorRefFrom<typeof ruleCacheMachine>, o:
           quietRefreshes.count++;
           quietRefreshes.lastAt = o.now().toISOString();
         } else {
-          transitions.push({ at: refresh.at, state: "refreshing", ...(refresh.version ? { detail: refresh.version } : {}) });
-          if (transitions.length > RECENT_EVENTS) transitions.shift();
+          remember(transitions, "refreshing", refresh.version, refresh.at);
         }
         refresh = null;
         noticesSettled = o.state.notices;
         if (quiet) return;
       }
       noticesSettled = o.state.notices;
-      remember(transitions, state, ctx.version ?? undefined);
+      remember(transitions, state, ctx.version);
     }
   };
   const subscription = cache.subscribe(follow);

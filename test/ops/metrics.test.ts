@@ -60,7 +60,7 @@ describe("metrics", () => {
       snapshotConfirmedAt: () => null,
       tablesAccess: () => ({ readable: null, reason: null }),
       fleetInstances: () => [],
-      recent: { transitions: [], errors: [] },
+      recent: { transitions: [], errors: [], quietRefreshes: { count: 0, lastAt: null } },
     };
     const status = currentStatus({ service: view, natsConnected: () => true, config: {}, startedAt: Date.now(), throughput: () => 0, inspector: null });
     const exported = [...text.matchAll(/^tortmatch_dead_letters_total\{[^}]*\} (\d+)$/gm)].reduce((sum, m) => sum + Number(m[1]), 0);
