@@ -9,7 +9,8 @@ import { assign, fromCallback, sendTo, setup, type AnyEventObject } from "xstate
 import { ruleCacheMachine, type RuleCacheInput } from "./rule-cache.machine.js";
 
 export type ServiceEvent =
-  | { type: "CONFIG.CONCURRENCY"; value: number }
+  /** KV `concurrency` (a number or `auto`), `concurrency_min` or `concurrency_max`. */
+  | { type: "CONFIG.CONCURRENCY"; key: "concurrency" | "concurrency_min" | "concurrency_max"; value: number | "auto" }
   | { type: "CONFIG.REFRESH_INTERVAL"; ms: number }
   | { type: "RULES.CHANGED"; full?: boolean }
   | { type: "CONSUMER.DRAINED" }

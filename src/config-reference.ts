@@ -48,8 +48,8 @@ export function configurationReference(): string {
     "environment. A bad value stops the process with the variable's name, its flag and what it accepts,",
     "never echoing the value. Integers are decimal digits only (a blank value, `0x40` or `1e3` is refused).",
     "A variable that looks like a setting and is not one (`TORT_CONCURENCY`, `DATABSE_URL`) is named in a",
-    "warning at start. Two keys can also be changed live, without a restart, in the KV bucket",
-    "`TORT_CONFIG_BUCKET`: `concurrency` and `refresh_interval_ms` (`tortmatch config set|get|unset`).",
+    "warning at start. Four keys can also be changed live, without a restart, in the KV bucket",
+    "`TORT_CONFIG_BUCKET`: `concurrency` (a number or `auto`), `concurrency_min`, `concurrency_max` and `refresh_interval_ms` (`tortmatch config set|get|unset`).",
     "",
   ];
   for (const [group, fields] of Object.entries(CONFIG_GROUPS)) {

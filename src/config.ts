@@ -18,6 +18,16 @@ const int = (min: number, max: number) => {
     .pipe(z.number().min(min, accepted).max(max, accepted))
     .meta({ accepts: `${min}..${max}` });
 };
+/** TORT_CONCURRENCY: `auto` or an integer setting. */
+const concurrency = () => {
+  const accepted = "must be `auto` or an integer from 1 to 4096";
+  return z
+    .string({ error: accepted })
+    .regex(/^(auto|[0-9]{1,16})$/, `${accepted} (decimal digits only)`)
+    .transform((v): number | "auto" => (v === "auto" ? "auto" : Number(v)))
+    .refine((v) => v === "auto" || (v >= 1 && v <= 4096), accepted)
+    .meta({ accepts: "`auto` or 1..4096" });
+};
 const name = () => z.string().min(1).optional();
 const file = () => z.string().min(1).meta({ accepts: "a file path" }).optional();
 const onOff = () => z.enum(["on", "off"]);
@@ -58,9 +68,13 @@ const operations = {
   TORT_SHUTDOWN_TIMEOUT_MS: int(100, 600_000).default(20_000).describe("longest graceful shutdown before the process gives up on in-flight work"),
 };
 const flow = {
-  TORT_CONCURRENCY: int(1, 4096)
+  TORT_CONCURRENCY: concurrency()
     .default(64)
-    .describe("messages in flight between pull and ack, those a pull request has asked for and not yet received included; KV `concurrency` overrides it live"),
+    .describe(
+      "messages in flight between pull and ack, those a pull request has asked for and not yet received included; `auto`: the instance finds its own limit between `TORT_CONCURRENCY_MIN` and `TORT_CONCURRENCY_MAX` from the time a message takes from pull to PubAck and from its memory (spec section 13); KV `concurrency` overrides it live",
+    ),
+  TORT_CONCURRENCY_MIN: int(1, 4096).default(4).describe("with `auto`: the lowest limit (and the one the minimum round trip is probed at); KV `concurrency_min` overrides it live"),
+  TORT_CONCURRENCY_MAX: int(1, 4096).default(1024).describe("with `auto`: the highest limit; at least `TORT_CONCURRENCY_MIN`; KV `concurrency_max` overrides it live"),
   TORT_WAIT_BUFFER: int(1, 4096).default(256).describe("most messages pulled before the first snapshot exists; the rest stay in JetStream"),
   TORT_MAX_INFLIGHT_BYTES: int(2 * 1024 * 1024, 4 * 1024 ** 3)
     .default(64 * 1024 * 1024)
@@ -314,6 +328,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   if ((config.NATS_TLS_CERT_FILE === undefined) !== (config.NATS_TLS_KEY_FILE === undefined)) {
     throw new ConfigError("invalid configuration:\n  NATS_TLS_CERT_FILE and NATS_TLS_KEY_FILE: give both or neither");
+  }
+  if (config.TORT_CONCURRENCY_MAX < config.TORT_CONCURRENCY_MIN) {
+    throw new ConfigError("invalid configuration:\n  TORT_CONCURRENCY_MAX (--concurrency-max): must be at least TORT_CONCURRENCY_MIN");
   }
   if (config.TORT_RETRY_MAX_MS < config.TORT_RETRY_BASE_MS) {
     throw new ConfigError("invalid configuration:\n  TORT_RETRY_MAX_MS: must be at least TORT_RETRY_BASE_MS");

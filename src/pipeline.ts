@@ -26,9 +26,10 @@ export const MAX_CONCURRENCY = 4096;
 
 /** What the pipeline reports as it works: the instance's one count of its messages (ops/service-stats.ts). */
 export interface PipelineCounts {
-  messageReceived(): void;
+  /** A message pulled, holding `bytes` of the byte budget until it is done with. */
+  messageReceived(bytes: number): void;
   setWaiting(waiting: number): void;
-  messageSettled(outcome: SettlementOutcome, action?: VerdictAction, deadLetter?: DeadLetterClass): void;
+  messageSettled(outcome: SettlementOutcome, action: VerdictAction | undefined, deadLetter: DeadLetterClass | undefined, bytes: number): void;
 }
 
 export interface PipelineOptions {
@@ -50,8 +51,12 @@ export interface PipelineOptions {
   readonly log: Logger;
   /** Told how long matching one result took, in seconds. */
   readonly onMatched?: (seconds: number) => void;
-  /** Told of every settlement (metrics). */
-  readonly onSettled?: (settled: Settled, msg: JsMsg) => void;
+  /**
+   * Told of every settlement (metrics, the adaptive limit), with when its message could first be
+   * matched (its arrival, or the first snapshot's for one that waited) and when it was settled,
+   * both `performance.now()` ms: the time from pull to PubAck.
+   */
+  readonly onSettled?: (settled: Settled, msg: JsMsg, startedMs: number, settledMs: number) => void;
 }
 
 export interface RunningPipeline {
@@ -92,7 +97,7 @@ export function runPipeline(o: PipelineOptions): RunningPipeline {
   const { limit, budget, stats } = o;
   /** A message is done with (settled, or handed back): count it, and give back its credit and bytes so the pull may ask for more. */
   const finish = (settled: Settled, bytes: number) => {
-    stats.messageSettled(settled.outcome, settled.action, settled.deadLetter);
+    stats.messageSettled(settled.outcome, settled.action, settled.deadLetter, bytes);
     limit.release(1);
     budget.release(bytes);
   };
@@ -101,7 +106,7 @@ export function runPipeline(o: PipelineOptions): RunningPipeline {
     subscription = pullMessages(o.source, limit, budget, { ...o.pull, drainSignal: draining.signal }, o.log)
       .pipe(
         map(({ msg, bytes }): Decoded => {
-          stats.messageReceived();
+          stats.messageReceived(bytes);
           return { msg, bytes, checked: decodeResult(msg.data) };
         }),
         awaitSnapshot<Decoded, RuleSnapshot>(o.snapshot$, {
@@ -117,6 +122,7 @@ export function runPipeline(o: PipelineOptions): RunningPipeline {
           ...(o.giveBack$ ? { giveBack$: o.giveBack$ } : {}),
         }),
         mergeMap(async ([{ msg, bytes, checked }, snapshot]) => {
+          const startedMs = performance.now();
           let settled: Settled;
           try {
             settled = await decideAndSettle(deliveredMessage(msg), checked, snapshot, decidedAt(), o.settle, o.onMatched);
@@ -125,7 +131,7 @@ export function runPipeline(o: PipelineOptions): RunningPipeline {
             o.log.error({ err, stream: msg.info.stream, seq: msg.seq }, "unexpected failure settling a message");
             settled = RETRY;
           }
-          o.onSettled?.(settled, msg);
+          o.onSettled?.(settled, msg, startedMs, performance.now());
           finish(settled, bytes);
         }, MAX_CONCURRENCY),
       )

@@ -15,6 +15,7 @@ import type { Config } from "./config.js";
 import { databaseIdentity } from "./fleet/rules-bucket.js";
 import { createFleetView } from "./fleet/discover-fleet.js";
 import { createByteBudget, type ByteBudget } from "./gate/byte-budget.js";
+import { createConcurrencyControl, type ConcurrencyControl } from "./gate/concurrency-control.js";
 import { createConcurrencyLimit, type ConcurrencyLimit } from "./gate/concurrency-limit.js";
 import type { RuleSnapshot } from "./match/snapshot.js";
 import { createLatencyWindow } from "./ops/history.js";
@@ -56,6 +57,8 @@ export interface ServiceDeps {
 export interface RunningService extends OpsView {
   readonly actor: ActorRefFrom<typeof serviceMachine>;
   readonly limit: ConcurrencyLimit;
+  /** Who sets the limit: the configured number or the adaptive limiter (`concurrency: auto`). */
+  readonly concurrency: ConcurrencyControl;
   readonly budget: ByteBudget;
   readonly snapshot$: BehaviorSubject<RuleSnapshot | null>;
   readonly metrics: Metrics;
@@ -74,12 +77,19 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
   try {
     const topology = await openTopology(nc, c, log);
     const { stats, limit, budget, latencies, snapshot$, giveBack$ } = createFlowState(c);
+    const concurrency = createConcurrencyControl(
+      limit,
+      { concurrency: c.TORT_CONCURRENCY, min: c.TORT_CONCURRENCY_MIN, max: c.TORT_CONCURRENCY_MAX },
+      { inFlight: () => stats.inFlight, heldBytes: () => stats.heldBytes, maxBytes: c.TORT_MAX_INFLIGHT_BYTES },
+      log,
+    );
+    parts.add("adaptive concurrency", async () => concurrency.stop());
     const state = createServiceState(c.TORT_REFRESH_INTERVAL_MS);
     const link = createFleetLink();
 
     const tables = watchTablesAccess(database, { periodMs: c.TORT_REFRESH_INTERVAL_MS, log });
     parts.add("tables check", () => tables.stop());
-    const reportStats = () => instanceStats(state, tables, { inFlight: stats.inFlight, limit: limit.limit });
+    const reportStats = () => instanceStats(state, tables, { inFlight: stats.inFlight, ...concurrency.view() });
     const registration = { serviceName: c.TORT_SERVICE_NAME, consumer: c.TORT_CONSUMER, inputStream: c.TORT_INPUT_STREAM, explainSubject: c.TORT_EXPLAIN_SUBJECT };
     const svc = await registerService(nc, registration, reportStats);
     parts.add("service registration", () => svc.stop());
@@ -91,6 +101,7 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
       stats,
       inFlight: () => stats.inFlight,
       limit: () => limit.limit,
+      concurrency: () => concurrency.view(),
       waiting: () => stats.waiting,
       snapshot: () => snapshot$.value,
       ruleCacheState: () => state.cacheState,
@@ -110,7 +121,7 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
       onMissedRows: (sums) => log.info(sums, "rule rows changed that an incremental read cannot see (deleted outright, or an edit committed long after its mtime); the refresh reads both tables whole"),
       onRowsRead: (rows) => metrics.rowsRead(rows),
     });
-    const messages = createMessageFlow({ nc, topology, settings: c, stats, limit, budget, latencies, snapshot$, giveBack$, metrics, log, now, pullExpiresMs: deps.pullExpiresMs ?? 5_000 });
+    const messages = createMessageFlow({ nc, topology, settings: c, stats, limit, control: concurrency, budget, latencies, snapshot$, giveBack$, metrics, log, now, pullExpiresMs: deps.pullExpiresMs ?? 5_000 });
     parts.add("verdict publisher", async () => messages.close());
 
     const machine = serviceMachine.provide({
@@ -120,7 +131,11 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
           nc, log, now, loader, metrics, tables, fleet: topology.fleet, instanceId, link,
           databaseId: databaseIdentity(c.TORT_DEPLOYMENT, c.DATABASE_URL),
         }),
-        configWatcher: configWatcher(topology.configKv, { concurrency: c.TORT_CONCURRENCY, refresh_interval_ms: c.TORT_REFRESH_INTERVAL_MS }, log),
+        configWatcher: configWatcher(
+          topology.configKv,
+          { concurrency: c.TORT_CONCURRENCY, concurrency_min: c.TORT_CONCURRENCY_MIN, concurrency_max: c.TORT_CONCURRENCY_MAX, refresh_interval_ms: c.TORT_REFRESH_INTERVAL_MS },
+          log,
+        ),
         changeNotices: changeNotices(nc, c.TORT_RULES_CHANGED_SUBJECT, () => {
           state.notices++;
           if (link.lease?.isLeader() && link.noticeOwedSince === null) link.noticeOwedSince = now().getTime();
@@ -149,6 +164,7 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
       actor,
       stats,
       limit,
+      concurrency,
       budget,
       latencies,
       snapshot$,
@@ -175,8 +191,10 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
 }
 
 /** The counts and the gates: what the pipeline, metrics and the status page share. */
-function createFlowState(c: Pick<Config, "TORT_CONCURRENCY" | "TORT_WAIT_BUFFER" | "TORT_MAX_INFLIGHT_BYTES">) {
-  const limit = createConcurrencyLimit(c.TORT_CONCURRENCY);
+function createFlowState(c: Pick<Config, "TORT_CONCURRENCY" | "TORT_CONCURRENCY_MIN" | "TORT_CONCURRENCY_MAX" | "TORT_WAIT_BUFFER" | "TORT_MAX_INFLIGHT_BYTES">) {
+  // With `auto`, the adaptive limiter starts from the old default, within its bounds.
+  const initial = c.TORT_CONCURRENCY === "auto" ? Math.min(Math.max(64, c.TORT_CONCURRENCY_MIN), c.TORT_CONCURRENCY_MAX) : c.TORT_CONCURRENCY;
+  const limit = createConcurrencyLimit(initial);
   limit.setCap(c.TORT_WAIT_BUFFER); // until the first snapshot: the wait buffer bounds what is pulled
   return {
     stats: createServiceStats(),

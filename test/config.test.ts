@@ -10,7 +10,9 @@ describe("configuration", () => {
   });
 
   it.each([
-    [{ TORT_CONCURRENCY: "0" }, /TORT_CONCURRENCY \(--concurrency\): must be an integer from 1 to 4096/],
+    [{ TORT_CONCURRENCY: "0" }, /TORT_CONCURRENCY \(--concurrency\): must be `auto` or an integer from 1 to 4096/],
+    [{ TORT_CONCURRENCY: "Auto" }, /TORT_CONCURRENCY \(--concurrency\): must be `auto` or an integer from 1 to 4096/],
+    [{ TORT_CONCURRENCY_MIN: "64", TORT_CONCURRENCY_MAX: "32" }, /TORT_CONCURRENCY_MAX \(--concurrency-max\): must be at least TORT_CONCURRENCY_MIN/],
     [{ TORT_REFRESH_INTERVAL_MS: "500" }, /TORT_REFRESH_INTERVAL_MS \(--refresh-interval-ms\): must be 0 \(off\) or 1000\.\.86400000/],
     [{ DATABASE_URL: "postgres://x" }, /DATABASE_URL \(--database-url\): must be a mysql:/],
     [{ LOG_LEVEL: "loud" }, /LOG_LEVEL \(--log-level\)/],
@@ -40,6 +42,7 @@ describe("configuration", () => {
   });
 
   it("reads decimal digits as the number they say", () => {
+    expect(loadConfig({ TORT_CONCURRENCY: "auto", TORT_CONCURRENCY_MIN: "8", TORT_CONCURRENCY_MAX: "8" })).toMatchObject({ TORT_CONCURRENCY: "auto", TORT_CONCURRENCY_MIN: 8, TORT_CONCURRENCY_MAX: 8 });
     expect(loadConfig({ TORT_CONCURRENCY: "0128", TORT_REFRESH_INTERVAL_MS: "0", TORT_OPS_PORT: "0" })).toMatchObject({ TORT_CONCURRENCY: 128, TORT_REFRESH_INTERVAL_MS: 0, TORT_OPS_PORT: 0 });
   });
 

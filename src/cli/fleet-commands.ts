@@ -10,6 +10,9 @@ import { CURRENT_KEY, databaseIdentity, parseAnnouncement, parsePinned, PINNED_K
 import { openSnapshotStore } from "../fleet/snapshot-store.js";
 import { openExistingKv, withNats } from "./ops-commands.js";
 
+/** A round trip for the fleet table: ms with up to two decimals, `-` when the instance has none (a fixed limit). */
+const msText = (ms: number | null) => (ms === null ? "-" : String(Math.round(ms * 100) / 100));
+
 /** Text columns, padded to the widest cell. */
 export function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
@@ -115,8 +118,12 @@ export const fleet = (opts: { json?: boolean; waitMs?: number }) =>
     }
     process.stdout.write(
       table(
-        ["ID", "ROLE", "STATE", "VERSION", "SOURCE", "TABLES", "IN FLIGHT", "LIMIT", "PINNED"],
-        instances.map((i) => [i.id, i.role, i.state, i.version ?? "-", i.source ?? "-", i.tablesReadable === null ? "-" : i.tablesReadable ? "readable" : "UNREADABLE", String(i.inFlight), String(i.limit), i.pinned === null ? "-" : i.pinIgnored === i.pinned ? `${i.pinned} (ignored: cannot be served)` : i.pinned]),
+        ["ID", "ROLE", "STATE", "VERSION", "SOURCE", "TABLES", "IN FLIGHT", "LIMIT", "MIN RTT MS", "RTT MS", "PINNED"],
+        instances.map((i) => [
+          i.id, i.role, i.state, i.version ?? "-", i.source ?? "-", i.tablesReadable === null ? "-" : i.tablesReadable ? "readable" : "UNREADABLE",
+          String(i.inFlight), i.mode === "auto" ? `${i.limit} (auto)` : String(i.limit), msText(i.minRttMs), msText(i.rttMs),
+          i.pinned === null ? "-" : i.pinIgnored === i.pinned ? `${i.pinned} (ignored: cannot be served)` : i.pinned,
+        ]),
       ),
     );
   });

@@ -68,7 +68,7 @@ withDatasetOptions(
 const configCommand = program.command("config").description("live configuration in the KV bucket (tort_config)");
 configCommand
   .command("set <key> <value>")
-  .description("set concurrency (1..4096) or refresh_interval_ms (0 or 1000..86400000); running instances apply it at once")
+  .description("set concurrency (1..4096, or auto: each instance finds its own limit), concurrency_min and concurrency_max (1..4096, the bounds of auto) or refresh_interval_ms (0 or 1000..86400000); running instances apply it at once")
   .action(async (key: string, value: string) => {
     const { configSet } = await import("./ops-commands.js");
     await configSet(key, value);

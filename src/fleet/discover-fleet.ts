@@ -24,6 +24,11 @@ export interface InstanceStats {
   readonly tablesReadable: boolean | null;
   readonly inFlight: number;
   readonly limit: number;
+  /** `auto`: the adaptive limiter sets the limit (spec section 13); `fixed`: a number does. */
+  readonly mode: "auto" | "fixed";
+  /** With `auto`: the measured minimum round trip (pull to PubAck) and the last window's median, ms. */
+  readonly minRttMs: number | null;
+  readonly rttMs: number | null;
   readonly loads: number;
   readonly fetches: number;
 }
@@ -37,6 +42,9 @@ export interface FleetInstance extends InstanceStats {
 }
 
 /** Instances registered for `consumer`, sorted by id; waits at most `maxWaitMs` for answers. */
+/** Another instance's figure, checked: a finite number of ms at least 0, else none. */
+const milliseconds = (x: unknown): number | null => (typeof x === "number" && Number.isFinite(x) && x >= 0 ? x : null);
+
 /** Nobody registered the service on this NATS: an empty fleet, not a failure. */
 const nobodyRegistered = (err: unknown) => err instanceof errors.NoRespondersError || String((err as Error)?.message).includes("no responders");
 
@@ -61,6 +69,9 @@ export async function discoverFleet(nc: NatsConnection, options: { service?: str
         tablesReadable: typeof data.tablesReadable === "boolean" ? data.tablesReadable : null,
         inFlight: data.inFlight ?? 0,
         limit: data.limit ?? 0,
+        mode: data.mode === "auto" ? "auto" : "fixed",
+        minRttMs: milliseconds(data.minRttMs),
+        rttMs: milliseconds(data.rttMs),
         loads: data.loads ?? 0,
         fetches: data.fetches ?? 0,
       });

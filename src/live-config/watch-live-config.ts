@@ -6,11 +6,11 @@
 import type { KV } from "@nats-io/kv";
 import type { Logger } from "pino";
 import { watchKv } from "../nats/watch-kv.js";
-import { isLiveConfigKey, parseLiveConfigValue, type LiveConfigChange, type LiveConfigKey } from "./parse-live-config.js";
+import { isLiveConfigKey, parseLiveConfigValue, type LiveConfigChange, type LiveConfigValues } from "./parse-live-config.js";
 
 export function watchLiveConfig(
   kv: KV,
-  defaults: Readonly<Record<LiveConfigKey, number>>,
+  defaults: LiveConfigValues,
   onChange: (change: LiveConfigChange) => void,
   log: Logger,
 ): { stop(): void } {

@@ -60,6 +60,9 @@ export interface HistorySample {
   readonly p99Ms: number | null;
   readonly inFlight: number;
   readonly limit: number;
+  /** With `auto`: the adaptive limiter's minimum and last median round trip (pull to PubAck), ms. */
+  readonly minRttMs: number | null;
+  readonly rttMs: number | null;
   readonly rssMb: number;
   readonly heapUsedMb: number;
   readonly snapshotMb: number | null;
@@ -71,6 +74,7 @@ export interface HistorySources {
   readonly latencies: LatencyWindow;
   readonly inFlight: () => number;
   readonly limit: () => number;
+  readonly concurrency?: () => { readonly minRttMs?: number | null; readonly sampleMs?: number | null };
   readonly snapshot: () => RuleSnapshot | null;
   readonly now?: () => number;
 }
@@ -79,6 +83,8 @@ export interface History {
   samples(): readonly HistorySample[];
   stop(): void;
 }
+
+const roundedMs = (ms: number | null | undefined) => (ms === null || ms === undefined ? null : Math.round(ms * 100) / 100);
 
 export const HISTORY_WINDOW_MS = 15 * 60_000;
 
@@ -96,6 +102,7 @@ export function recordHistory(src: HistorySources, everyMs: number, windowMs = H
     const lag = src.lag();
     const memory = process.memoryUsage();
     const snapshot = src.snapshot();
+    const adaptive = src.concurrency?.();
     if (snapshot !== lastSnapshot) {
       lastSnapshot = snapshot;
       lastSnapshotMb = snapshot === null ? null : Math.round(snapshotBytes(snapshot) / 1e4) / 100;
@@ -108,6 +115,8 @@ export function recordHistory(src: HistorySources, everyMs: number, windowMs = H
       ...src.latencies.takeQuantiles(),
       inFlight: src.inFlight(),
       limit: src.limit(),
+      minRttMs: roundedMs(adaptive?.minRttMs),
+      rttMs: roundedMs(adaptive?.sampleMs),
       rssMb: Math.round(memory.rss / 1e4) / 100,
       heapUsedMb: Math.round(memory.heapUsed / 1e4) / 100,
       snapshotMb: lastSnapshotMb,

@@ -8,6 +8,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { RuleSnapshot } from "../match/snapshot.js";
 import type { ConsumerLag } from "../ingest/consumer-lag.js";
+import type { ConcurrencyView } from "../gate/concurrency-control.js";
 import { DEAD_LETTER_CLASSES } from "../verdict/decide-settlement.js";
 import { createBucketHistogram } from "./bucket-histogram.js";
 import { OUTCOMES, type ServiceStats } from "./service-stats.js";
@@ -18,6 +19,8 @@ export interface MetricsSources {
   readonly stats: Pick<ServiceStats, "outcomes" | "verdicts" | "deadLetters" | "exhausted" | "givenUp">;
   readonly inFlight: () => number;
   readonly limit: () => number;
+  /** Who sets the limit and what the adaptive limiter measured (spec section 13). */
+  readonly concurrency?: () => ConcurrencyView;
   readonly waiting: () => number;
   readonly snapshot: () => RuleSnapshot | null;
   readonly ruleCacheState: () => string;
@@ -98,6 +101,25 @@ function metricKit(registry: Registry) {
 }
 type Kit = ReturnType<typeof metricKit>;
 
+/** The adaptive limiter's measurements (absent while the limit is a fixed number). */
+function adaptiveMetrics(registry: Registry, gauge: Kit["gauge"], view: () => ConcurrencyView) {
+  gauge("tortmatch_concurrency_adaptive", "1 when the adaptive limiter sets the concurrency limit (`auto`), 0 when a number does", () => (view().mode === "auto" ? 1 : 0));
+  const seconds = (name: string, help: string, pick: (v: ConcurrencyView) => number | null | undefined) =>
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        const ms = pick(view());
+        if (ms === null || ms === undefined) this.reset();
+        else this.set(ms / 1000);
+      },
+    });
+  seconds("tortmatch_concurrency_min_rtt_seconds", "With `auto`: the measured minimum time from pull to PubAck (probed at the lowest limit)", (v) => v.minRttMs);
+  seconds("tortmatch_concurrency_rtt_seconds", "With `auto`: the last window's median time from pull to PubAck (the current sample)", (v) => v.sampleMs);
+  gauge("tortmatch_concurrency_pressure", "With `auto`: memory pressure on the limit, 0..1 (the larger of the V8 heap's and the held message bytes')", () => view().pressure ?? 0);
+}
+
 /** What happens to messages: outcomes, verdicts, dead letters, exhausted deliveries, the flow's gauges and the consumer's lag. */
 function messageMetrics(registry: Registry, { mirroredCounter, gauge }: Kit, sources: MetricsSources) {
   mirroredCounter("tortmatch_messages_total", "Messages settled, by outcome", "outcome", OUTCOMES, () => sources.stats.outcomes);
@@ -121,7 +143,8 @@ function messageMetrics(registry: Registry, { mirroredCounter, gauge }: Kit, sou
   });
   if (sources.ready) gauge("tortmatch_ready", "1 when a rule snapshot is loaded and NATS is connected (as /readyz), else 0", () => (sources.ready!() ? 1 : 0));
   gauge("tortmatch_in_flight", "Messages between pull and settlement", sources.inFlight);
-  gauge("tortmatch_concurrency_limit", "The live concurrency limit", sources.limit);
+  gauge("tortmatch_concurrency_limit", "The concurrency limit in use: the configured number, or the adaptive limiter's (KV `concurrency: auto`)", sources.limit);
+  if (sources.concurrency) adaptiveMetrics(registry, gauge, sources.concurrency);
   gauge("tortmatch_waiting", "Messages waiting for the first rule snapshot", sources.waiting);
   const lagGauge = (name: string, help: string, pick: (lag: ConsumerLag) => number) =>
     new Gauge({

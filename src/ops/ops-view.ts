@@ -7,6 +7,7 @@ import type { Registry } from "prom-client";
 import type { RuleCacheContext } from "../../machines/rule-cache.machine.js";
 import type { FleetInstance } from "../fleet/discover-fleet.js";
 import type { ConsumerLag } from "../ingest/consumer-lag.js";
+import type { ConcurrencyView } from "../gate/concurrency-control.js";
 import type { RuleSnapshot } from "../match/snapshot.js";
 import type { LatencyWindow } from "./history.js";
 import type { ServiceStats } from "./service-stats.js";
@@ -22,6 +23,8 @@ export interface OpsView {
   /** The instance's one count of its messages. */
   readonly stats: ServiceStats;
   readonly limit: { readonly limit: number };
+  /** Who sets the limit (a number, or `auto`) and what the adaptive limiter measured. */
+  readonly concurrency: { view(): ConcurrencyView };
   /** End-to-end latencies since the last chart sample. */
   readonly latencies: LatencyWindow;
   readonly snapshot$: { readonly value: RuleSnapshot | null };

@@ -42,6 +42,7 @@ export async function serveOps(o: ServeOpsOptions): Promise<OpsServer> {
       latencies: o.service.latencies,
       inFlight: () => o.service.stats.inFlight,
       limit: () => o.service.limit.limit,
+      concurrency: () => o.service.concurrency.view(),
       snapshot: () => o.service.snapshot$.value,
     },
     o.config.TORT_CHART_SAMPLE_MS,

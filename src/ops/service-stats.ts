@@ -27,13 +27,16 @@ export interface ServiceStats {
   givenUp: number;
   /** Messages between pull and settlement now, and the most seen since the last reset. */
   inFlight: number;
+  /** Bytes of the messages between pull and settlement now (as the byte budget counts them). */
+  heldBytes: number;
   maxInFlight: number;
   /** Messages waiting for the first snapshot now, and the most that ever waited. */
   waiting: number;
   peakWaiting: number;
   setWaiting(waiting: number): void;
-  messageReceived(): void;
-  messageSettled(outcome: Outcome, action?: VerdictAction, deadLetter?: DeadLetterClass): void;
+  /** `bytes`: the message's held bytes (0 when not counted). */
+  messageReceived(bytes?: number): void;
+  messageSettled(outcome: Outcome, action?: VerdictAction, deadLetter?: DeadLetterClass, bytes?: number): void;
   exhaustedSettled(outcome: Outcome, deadLetter?: DeadLetterClass): void;
   exhaustedGaveUp(): void;
   /** Start a new window for `maxInFlight` (returns the old maximum). */
@@ -49,6 +52,7 @@ export function createServiceStats(): ServiceStats {
     exhausted: zeroes(OUTCOMES),
     givenUp: 0,
     inFlight: 0,
+    heldBytes: 0,
     maxInFlight: 0,
     waiting: 0,
     peakWaiting: 0,
@@ -59,13 +63,15 @@ export function createServiceStats(): ServiceStats {
       this.waiting = waiting;
       if (waiting > this.peakWaiting) this.peakWaiting = waiting;
     },
-    messageReceived() {
+    messageReceived(bytes = 0) {
       this.received++;
       this.inFlight++;
+      this.heldBytes += bytes;
       if (this.inFlight > this.maxInFlight) this.maxInFlight = this.inFlight;
     },
-    messageSettled(outcome, action, deadLetter) {
+    messageSettled(outcome, action, deadLetter, bytes = 0) {
       this.inFlight--;
+      this.heldBytes -= bytes;
       this.outcomes[outcome]++;
       if (action !== undefined) this.verdicts[action]++;
       if (deadLetter !== undefined) this.deadLetters[deadLetter]++;

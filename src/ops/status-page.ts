@@ -36,6 +36,7 @@ export const STATUS_PAGE = `<!doctype html>
   <div class="card"><h2>Snapshot</h2><table id="snapshot"></table></div>
   <div class="card"><h2>Fleet</h2><table id="fleet"></table><table id="instances"></table></div>
   <div class="card"><h2>Flow</h2><div class="big"><span id="inFlight">–</span> / <span id="limit">–</span> in flight</div>
+    <div id="mode" class="muted">–</div>
     <div><span id="waiting">–</span> waiting for the cache · <span id="throughput">–</span> results/s · <span id="received">–</span> received</div></div>
   <div class="card"><h2>Verdicts</h2><table id="verdicts"></table><div>dead letters <b id="deadLetters">–</b> · retries <b id="retries">–</b></div></div>
 </div>
@@ -45,6 +46,7 @@ export const STATUS_PAGE = `<!doctype html>
   <div class="card"><div class="muted">consumer lag (messages)</div><svg id="c-lag" viewBox="0 0 400 120"></svg></div>
   <div class="card"><div class="muted">end-to-end latency (ms)</div><svg id="c-latency" viewBox="0 0 400 120"></svg></div>
   <div class="card"><div class="muted">in flight / limit</div><svg id="c-flight" viewBox="0 0 400 120"></svg></div>
+  <div class="card"><div class="muted">pull → PubAck (ms), with <code>concurrency: auto</code></div><svg id="c-rtt" viewBox="0 0 400 120"></svg></div>
   <div class="card"><div class="muted">memory (MB)</div><svg id="c-memory" viewBox="0 0 400 120"></svg></div>
 </div>
 <div class="grid">
@@ -112,7 +114,11 @@ function render(s) {
   rows("fleet", f.role === "solo" ? { fleet: "off (TORT_FLEET=off): this instance reads the rule tables itself" } : { instance: f.instanceId, role: f.role, serves: (f.served ?? "–") + " (from " + (f.source ?? "–") + ")", current: f.current ?? "none announced", pinned: f.pinned === null ? "not pinned" : f.pinIgnored === f.pinned ? f.pinned + " (IGNORED: cannot be served)" : f.pinned, "publish error": f.publishError ?? "–", "rule tables": f.tables.readable === false ? "CANNOT BE READ: " + f.tables.reason : f.tables.readable ? "readable" : "not checked yet" });
   document.getElementById("instances").innerHTML = f.instances.length === 0 ? "" : "<tr class=muted><td>id</td><td>role</td><td>state</td><td>version</td><td>in flight</td></tr>" +
     f.instances.map((i) => "<tr><td class=id><code>" + esc(i.id) + "</code></td><td>" + esc(i.role) + "</td><td>" + esc(i.state) + "</td><td class=version>" + esc(i.version ?? "–") + "</td><td>" + esc(i.inFlight + " / " + i.limit) + "</td></tr>").join("");
-  set("inFlight", s.flow.inFlight); set("limit", s.flow.limit); set("waiting", s.flow.waiting); set("throughput", s.flow.throughputPerSecond); set("received", s.flow.received);
+  set("inFlight", s.flow.inFlight); set("limit", s.flow.limit);
+  const cc = s.flow.concurrency;
+  set("mode", cc.mode === "auto"
+    ? "limit: auto (" + cc.min + "–" + cc.max + ")" + (cc.phase === "probing" ? ", probing the minimum" : "") + (cc.pressure > 0 ? ", memory pressure " + Math.round(cc.pressure * 100) + " %" : "")
+    : "limit: fixed (KV concurrency or TORT_CONCURRENCY)"); set("waiting", s.flow.waiting); set("throughput", s.flow.throughputPerSecond); set("received", s.flow.received);
   rows("verdicts", s.verdicts); set("deadLetters", s.deadLetters); set("retries", s.retries);
   list("transitions", s.recent.transitions); list("errors", s.recent.errors);
   set("inspector", s.inspector ? "Stately inspector bridge: " + s.inspector + " (needs internet in the browser)" : "not attached (run with --inspect)");
@@ -122,6 +128,7 @@ const CHARTS = [
   { id: "c-lag", series: [["pending", "pending", "#2f6fec"], ["ackPending", "ack pending", "#e07b00"]] },
   { id: "c-latency", series: [["p50Ms", "p50", "#2f6fec"], ["p99Ms", "p99", "#b3261e"]] },
   { id: "c-flight", series: [["inFlight", "in flight", "#2f6fec"], ["limit", "limit", "#8a93a6"]] },
+  { id: "c-rtt", series: [["rttMs", "median", "#2f6fec"], ["minRttMs", "minimum", "#1b7f3b"]] },
   { id: "c-memory", series: [["rssMb", "RSS", "#2f6fec"], ["heapUsedMb", "heap used", "#e07b00"], ["snapshotMb", "snapshot", "#1b7f3b"]] },
 ];
 function drawCharts(h) {

@@ -66,6 +66,7 @@ export function currentStatus(input: StatusInput) {
     flow: {
       inFlight: service.stats.inFlight,
       limit: service.limit.limit,
+      concurrency: service.concurrency.view(),
       waiting: service.stats.waiting,
       received: service.stats.received,
       consumerLag: service.consumerLag(),

@@ -8,6 +8,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import { fromCallback } from "xstate";
 import { pollConsumerLag } from "../ingest/consumer-lag.js";
+import type { LiveConfigValues } from "../live-config/parse-live-config.js";
 import { watchLiveConfig } from "../live-config/watch-live-config.js";
 import type { ServiceState } from "./service-state.js";
 
@@ -22,12 +23,13 @@ export function noticeAsksFull(data: Uint8Array): boolean {
 }
 
 /** The live keys, each change sent on as the event the service machine routes. */
-export const configWatcher = (kv: KV, defaults: { concurrency: number; refresh_interval_ms: number }, log: Logger) =>
+export const configWatcher = (kv: KV, defaults: LiveConfigValues, log: Logger) =>
   fromCallback(({ sendBack }) => {
     const watcher = watchLiveConfig(
       kv,
       defaults,
-      (change) => sendBack(change.key === "concurrency" ? { type: "CONFIG.CONCURRENCY", value: change.value } : { type: "CONFIG.REFRESH_INTERVAL", ms: change.value }),
+      (change) =>
+        sendBack(change.key === "refresh_interval_ms" ? { type: "CONFIG.REFRESH_INTERVAL", ms: change.value } : { type: "CONFIG.CONCURRENCY", key: change.key, value: change.value }),
       log,
     );
     return () => watcher.stop();

@@ -1,7 +1,8 @@
 /**
  * The messages' part of the service: the verdict publisher (one PubAck inbox), the settlement
  * options both settling paths share, the consumer (the pipeline, as an actor: drained on DRAIN,
- * retuned on CONFIG.CONCURRENCY) and the exhausted-deliveries worker. The publisher is closed by
+ * retuned on CONFIG.CONCURRENCY through the concurrency control, which each settlement's round trip
+ * also feeds) and the exhausted-deliveries worker. The publisher is closed by
  * `close()` once both actors have stopped.
  */
 import type { NatsConnection } from "@nats-io/transport-node";
@@ -11,6 +12,7 @@ import { fromCallback, type AnyEventObject } from "xstate";
 import type { ServiceEvent } from "../../machines/service.machine.js";
 import type { Config } from "../config.js";
 import type { ByteBudget } from "../gate/byte-budget.js";
+import type { ConcurrencyControl } from "../gate/concurrency-control.js";
 import type { ConcurrencyLimit } from "../gate/concurrency-limit.js";
 import { EXHAUSTED_MAX_DELIVER } from "../ingest/topology.js";
 import type { RuleSnapshot } from "../match/snapshot.js";
@@ -41,6 +43,8 @@ export interface MessageFlowOptions {
   readonly settings: MessageFlowSettings;
   readonly stats: ServiceStats;
   readonly limit: ConcurrencyLimit;
+  /** Sets `limit`: the configured number, or the adaptive limiter. */
+  readonly control: ConcurrencyControl;
   readonly budget: ByteBudget;
   readonly latencies: LatencyWindow;
   readonly snapshot$: BehaviorSubject<RuleSnapshot | null>;
@@ -86,7 +90,8 @@ export function createMessageFlow(o: MessageFlowOptions) {
       now,
       onMatched: o.metrics.matched,
       log,
-      onSettled: (_settled, msg) => {
+      onSettled: (settled, msg, startedMs, settledMs) => {
+        o.control.settled(settled.outcome, startedMs, settledMs);
         const endToEnd = Math.max(0, now().getTime() - msg.info.timestampNanos / 1e6) / 1000;
         o.metrics.settledAfter(endToEnd);
         o.latencies.observe(endToEnd);
@@ -95,7 +100,10 @@ export function createMessageFlow(o: MessageFlowOptions) {
     pipeline.done.catch((err: unknown) => sendBack({ type: "CONSUMER.FAILED", error: String((err as Error)?.message ?? err) }));
     receive((event) => {
       if (event.type === "DRAIN") void pipeline.drain().then(() => sendBack({ type: "CONSUMER.DRAINED" }));
-      if (event.type === "CONFIG.CONCURRENCY") o.limit.setLimit((event as ServiceEvent & { type: "CONFIG.CONCURRENCY" }).value);
+      if (event.type === "CONFIG.CONCURRENCY") {
+        const { key, value } = event as ServiceEvent & { type: "CONFIG.CONCURRENCY" };
+        o.control.apply((key === "concurrency" ? { key, value } : { key, value: Number(value) }));
+      }
     });
   });
   const exhaustedWorker = fromCallback(() => {

@@ -25,7 +25,13 @@ export interface ServiceState {
 export const createServiceState = (refreshIntervalMs: number): ServiceState => ({ cacheState: "", cache: null, refreshIntervalMs, lag: () => null, notices: 0 });
 
 /** What this instance reports of itself to the fleet (its service stats, `tortmatch fleet`, the status page). */
-export function instanceStats(state: ServiceState, tables: TablesAccess, flow: { inFlight: number; limit: number }): InstanceStats {
+const roundMs = (ms: number | null | undefined) => (ms === null || ms === undefined ? null : Math.round(ms * 1000) / 1000);
+
+export function instanceStats(
+  state: ServiceState,
+  tables: TablesAccess,
+  flow: { inFlight: number; limit: number; mode: "auto" | "fixed"; minRttMs?: number | null; sampleMs?: number | null },
+): InstanceStats {
   const ctx = state.cache;
   return {
     version: ctx?.version ?? null,
@@ -38,6 +44,9 @@ export function instanceStats(state: ServiceState, tables: TablesAccess, flow: {
     tablesReadable: tables.readable(),
     inFlight: flow.inFlight,
     limit: flow.limit,
+    mode: flow.mode,
+    minRttMs: roundMs(flow.minRttMs),
+    rttMs: roundMs(flow.sampleMs),
     loads: ctx?.loads ?? 0,
     fetches: ctx?.fetches ?? 0,
   };

@@ -26,11 +26,15 @@ describe("operator commands", () => {
     expect(set.stdout).toMatch(/\.concurrency = 128 \(revision \d+\)/);
     const bad = await runCli(["config", "set", "concurrency", "9999"], env);
     expect(bad.code).toBe(1);
-    expect(bad.stderr).toContain("concurrency \"9999\" is not an integer in 1..4096");
+    expect(bad.stderr).toContain("concurrency \"9999\" is not auto or an integer in 1..4096");
     const unknown = await runCli(["config", "set", "colour", "1"], env);
     expect(unknown.stderr).toContain("unknown key \"colour\"");
+    const auto = await runCli(["config", "set", "concurrency_max", "512"], env);
+    expect(auto.code, auto.stderr).toBe(0);
     const get = await runCli(["config", "get"], env);
     expect(get.stdout).toContain("concurrency = 128");
+    expect(get.stdout).toContain("concurrency_max = 512");
+    expect(get.stdout).toContain("concurrency_min = (unset: environment default)");
     expect(get.stdout).toContain("refresh_interval_ms = (unset: environment default)");
     const unset = await runCli(["config", "unset", "concurrency"], env);
     expect(unset.code, unset.stderr).toBe(0);
@@ -50,7 +54,7 @@ describe("operator commands", () => {
       const kv = await new Kvm(nc).create(env.TORT_CONFIG_BUCKET);
       await kv.put("concurrency", "abc");
       const shown = await runCli(["config", "get"], env);
-      expect(shown.stdout).toContain('concurrency = (INVALID, ignored: concurrency "abc" is not an integer in 1..4096; running instances keep the value they had');
+      expect(shown.stdout).toContain('concurrency = (INVALID, ignored: concurrency "abc" is not auto or an integer in 1..4096; running instances keep the value they had');
       await kv.delete("concurrency");
     } finally {
       await nc.drain();

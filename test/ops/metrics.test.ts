@@ -50,6 +50,7 @@ describe("metrics", () => {
     const view: OpsView = {
       stats,
       limit: { limit: 64 },
+      concurrency: { view: () => ({ mode: "fixed", limit: 64, min: 4, max: 1024 }) },
       latencies: createLatencyWindow(),
       snapshot$: { value: null },
       metrics,
