@@ -13,8 +13,8 @@
  *   gradient: `threshold / median`, where the threshold is the minimum times `1 + tolerance` plus
  *   `slackMs` (the event loop's jitter), clamped to 0.5..2, plus a headroom of √limit when it is
  *   at least 1; the move is smoothed (`smoothing` of the way). It grows while round trips stay near the minimum and shrinks
- *   when they grow (queueing). It does not grow while fewer than half its credits are in use
- *   (nothing to learn), and a window with a timed-out publish halves it.
+ *   when they grow (queueing). It does not move while fewer than half its credits are in use (the
+ *   limit did not bind: nothing to learn of it), and a window with a timed-out publish halves it.
  * - **pressure**: as the heap's used bytes pass `heap.soft` of its limit (V8's `heap_size_limit`:
  *   `--max-old-space-size` or the container's), or the bytes of messages held pass `bytes.soft`
  *   of `TORT_MAX_INFLIGHT_BYTES`, the limit shrinks at every window by up to half (all the way at
@@ -253,10 +253,11 @@ export class AdaptiveLimit {
       gradient = clamp(threshold / Math.max(sample, 1e-3), 0.5, 2);
     }
     if (this.windowDrops > 0) gradient = 0.5;
+    // Fewer than half the credits used: the limit did not bind, so the round trips say nothing of it
+    // (a longer one is the broker's or a pause's, not queueing the limit let in). Only a drop moves it.
+    if (this.windowPeakInFlight < limit / 2 && this.windowDrops === 0) return limit;
     // The headroom only while there is no queueing: added to a shrinking limit it would hold a small one up.
-    let target = gradient >= 1 ? limit * gradient + Math.sqrt(limit) : limit * gradient;
-    // Fewer than half the credits used: the round trips say nothing of a larger limit.
-    if (this.windowPeakInFlight < limit / 2) target = Math.min(target, limit);
+    const target = gradient >= 1 ? limit * gradient + Math.sqrt(limit) : limit * gradient;
     const next = limit + s.smoothing * (target - limit);
     // Rounded away from the limit, so that a small limit moves at all.
     return clamp(next > limit ? Math.ceil(next) : Math.floor(next), s.min, s.max);

@@ -5,6 +5,7 @@
  * are read from the live objects when scraped; the rule loads, fetches and
  * publishes and the two histograms are fed as things happen.
  */
+import { getHeapStatistics } from "node:v8";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { RuleSnapshot } from "../match/snapshot.js";
 import type { ConsumerLag } from "../ingest/consumer-lag.js";
@@ -117,6 +118,7 @@ function adaptiveMetrics(registry: Registry, gauge: Kit["gauge"], view: () => Co
     });
   seconds("tortmatch_concurrency_min_rtt_seconds", "With `auto`: the measured minimum time from pull to PubAck (probed at the lowest limit)", (v) => v.minRttMs);
   seconds("tortmatch_concurrency_rtt_seconds", "With `auto`: the last window's median time from pull to PubAck (the current sample)", (v) => v.sampleMs);
+  gauge("tortmatch_heap_limit_bytes", "V8's heap limit (`heap_size_limit`: --max-old-space-size or the container's), which the adaptive limit keeps the heap away from", () => getHeapStatistics().heap_size_limit);
   gauge("tortmatch_concurrency_pressure", "With `auto`: memory pressure on the limit, 0..1 (the larger of the V8 heap's and the held message bytes')", () => view().pressure ?? 0);
 }
 

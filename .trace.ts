@@ -1,0 +1,16 @@
+import { connect } from "@nats-io/transport-node";
+import { readFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { loadConfig } from "/work/main/src/config.js";
+import { publishInputs, removeTopology, uniqueNames } from "/work/main/test/support/nats.js";
+const lines = readFileSync("/work/main/artifacts/bench-results.ndjson", "utf8").split("\n").filter(Boolean);
+const n = Number(process.env.N ?? 50000);
+const nc = await connect({ servers: "127.0.0.1:4222" });
+const names = uniqueNames();
+const config = loadConfig({ ...names, DATABASE_URL: "mysql://root@127.0.0.1:3306/tortmatch_bench" });
+await publishInputs(nc, config, Array.from({ length: n }, (_, i) => lines[i % lines.length]!));
+const r = spawnSync(process.execPath, ["/work/main/dist/bench/children/service.js"], { env: { ...process.env, ...names, LOG_LEVEL: "error", DATABASE_URL: "mysql://root@127.0.0.1:3306/tortmatch_bench", TORT_CONCURRENCY: process.env.SETTING ?? "auto", EXPECT: String(n), TRACE_LIMIT: "1" }, encoding: "utf8" });
+console.log(r.stderr.split("\n").filter((_, i) => i % Number(process.env.EVERY ?? 4) === 0).join("\n"));
+console.log(r.stdout);
+await removeTopology(nc, config);
+await nc.drain();
