@@ -17,6 +17,7 @@ import { createFleetView } from "./fleet/discover-fleet.js";
 import { createByteBudget, type ByteBudget } from "./gate/byte-budget.js";
 import { createConcurrencyControl, type ConcurrencyControl } from "./gate/concurrency-control.js";
 import { createConcurrencyLimit, type ConcurrencyLimit } from "./gate/concurrency-limit.js";
+import type { LiveConfigValues } from "./live-config/parse-live-config.js";
 import type { RuleSnapshot } from "./match/snapshot.js";
 import { createLatencyWindow } from "./ops/history.js";
 import { createMetrics, type Metrics } from "./ops/metrics.js";
@@ -76,13 +77,7 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
   const parts = createClosers(log);
   try {
     const topology = await openTopology(nc, c, log);
-    const { stats, limit, budget, latencies, snapshot$, giveBack$ } = createFlowState(c);
-    const concurrency = createConcurrencyControl(
-      limit,
-      { concurrency: c.TORT_CONCURRENCY, min: c.TORT_CONCURRENCY_MIN, max: c.TORT_CONCURRENCY_MAX },
-      { inFlight: () => stats.inFlight, heldBytes: () => stats.heldBytes, maxBytes: c.TORT_MAX_INFLIGHT_BYTES },
-      log,
-    );
+    const { stats, limit, concurrency, budget, latencies, snapshot$, giveBack$ } = createFlowState(c, log);
     parts.add("adaptive concurrency", async () => concurrency.stop());
     const state = createServiceState(c.TORT_REFRESH_INTERVAL_MS);
     const link = createFleetLink();
@@ -131,11 +126,7 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
           nc, log, now, loader, metrics, tables, fleet: topology.fleet, instanceId, link,
           databaseId: databaseIdentity(c.TORT_DEPLOYMENT, c.DATABASE_URL),
         }),
-        configWatcher: configWatcher(
-          topology.configKv,
-          { concurrency: c.TORT_CONCURRENCY, concurrency_min: c.TORT_CONCURRENCY_MIN, concurrency_max: c.TORT_CONCURRENCY_MAX, refresh_interval_ms: c.TORT_REFRESH_INTERVAL_MS },
-          log,
-        ),
+        configWatcher: configWatcher(topology.configKv, liveConfigDefaults(c), log),
         changeNotices: changeNotices(nc, c.TORT_RULES_CHANGED_SUBJECT, () => {
           state.notices++;
           if (link.lease?.isLeader() && link.noticeOwedSince === null) link.noticeOwedSince = now().getTime();
@@ -190,15 +181,31 @@ export async function startService(deps: ServiceDeps): Promise<RunningService> {
   }
 }
 
-/** The counts and the gates: what the pipeline, metrics and the status page share. */
-function createFlowState(c: Pick<Config, "TORT_CONCURRENCY" | "TORT_CONCURRENCY_MIN" | "TORT_CONCURRENCY_MAX" | "TORT_WAIT_BUFFER" | "TORT_MAX_INFLIGHT_BYTES">) {
+/** What KV `tort_config`'s keys go back to when deleted: the environment's values. */
+const liveConfigDefaults = (c: Config): LiveConfigValues => ({
+  concurrency: c.TORT_CONCURRENCY,
+  concurrency_min: c.TORT_CONCURRENCY_MIN,
+  concurrency_max: c.TORT_CONCURRENCY_MAX,
+  refresh_interval_ms: c.TORT_REFRESH_INTERVAL_MS,
+});
+
+/** The counts and the gates: what the pipeline, metrics and the status page share; and who sets the limit. */
+function createFlowState(c: Pick<Config, "TORT_CONCURRENCY" | "TORT_CONCURRENCY_MIN" | "TORT_CONCURRENCY_MAX" | "TORT_WAIT_BUFFER" | "TORT_MAX_INFLIGHT_BYTES">, log: Logger) {
   // With `auto`, the adaptive limiter starts from the old default, within its bounds.
   const initial = c.TORT_CONCURRENCY === "auto" ? Math.min(Math.max(64, c.TORT_CONCURRENCY_MIN), c.TORT_CONCURRENCY_MAX) : c.TORT_CONCURRENCY;
   const limit = createConcurrencyLimit(initial);
   limit.setCap(c.TORT_WAIT_BUFFER); // until the first snapshot: the wait buffer bounds what is pulled
-  return {
-    stats: createServiceStats(),
+  const stats = createServiceStats();
+  const concurrency = createConcurrencyControl(
     limit,
+    { concurrency: c.TORT_CONCURRENCY, min: c.TORT_CONCURRENCY_MIN, max: c.TORT_CONCURRENCY_MAX },
+    { inFlight: () => stats.inFlight, heldBytes: () => stats.heldBytes, maxBytes: c.TORT_MAX_INFLIGHT_BYTES },
+    log,
+  );
+  return {
+    stats,
+    limit,
+    concurrency,
     budget: createByteBudget(c.TORT_MAX_INFLIGHT_BYTES),
     /** End-to-end latencies of the status page's current chart interval (bounded reservoir). */
     latencies: createLatencyWindow(),

@@ -85,13 +85,13 @@ describe("a window's gradient", () => {
     expect(step(a, 2_000, 0, 10)).toBeGreaterThan(64);
   });
 
-  it("does not move while fewer than half its credits are in use, but for a drop", () => {
+  it("does not move while fewer than a quarter of its credits are held in flight, but for a drop", () => {
     const a = probed(10);
-    expect(step(a, 1_100, 16, 10, calm(31))).toBe(64);
-    expect(step(a, 1_200, 16, 44, calm(31))).toBe(64);
+    expect(step(a, 1_100, 16, 10, calm(15))).toBe(64);
+    expect(step(a, 1_200, 16, 44, calm(15))).toBe(64);
     a.dropped();
-    expect(step(a, 1_300, 16, 10, calm(31))).toBe(48);
-    expect(step(a, 1_400, 16, 44, calm(24))).toBeLessThan(48);
+    expect(step(a, 1_300, 16, 10, calm(15))).toBe(48);
+    expect(step(a, 1_400, 16, 44, calm(12))).toBeLessThan(48);
   });
 
   it("halves on a window with a timed-out publish, whatever the round trips", () => {

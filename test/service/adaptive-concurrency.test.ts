@@ -6,6 +6,7 @@
 import { Kvm } from "@nats-io/kv";
 import { describe, expect, it } from "vitest";
 import { decodeResultText } from "../../src/ingest/decode-result.js";
+import { runCli } from "../support/cli.js";
 import { accountFor, eventually, publishInputs, readStream, testConfig } from "../support/nats.js";
 import { resultLines, useServiceHarness } from "../support/service.js";
 
@@ -72,5 +73,13 @@ describe("adaptive concurrency", () => {
     expect(text).toMatch(/^tortmatch_concurrency_min_rtt_seconds \d/m);
     expect(text).toMatch(/^tortmatch_concurrency_limit \d+$/m);
     expect(service.instanceStats()).toMatchObject({ mode: "auto" });
+
+    // `tortmatch fleet` shows it: the limit marked auto, the minimum and the sample.
+    const cliEnv = { TORT_SERVICE_NAME: config.TORT_SERVICE_NAME, TORT_CONSUMER: config.TORT_CONSUMER };
+    const listed = await runCli(["fleet", "--json"], cliEnv);
+    expect(JSON.parse(listed.stdout)).toEqual([expect.objectContaining({ mode: "auto", minRttMs: expect.any(Number), limit: expect.any(Number) })]);
+    const table = await runCli(["fleet"], cliEnv);
+    expect(table.stdout).toMatch(/LIMIT\s+MIN RTT MS\s+RTT MS/);
+    expect(table.stdout).toMatch(/\d+ \(auto\)\s+\d+(\.\d+)?\s+\d+(\.\d+)?/);
   });
 });
