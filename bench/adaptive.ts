@@ -20,6 +20,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { createServer, connect as tcpConnect, type Socket } from "node:net";
 import { fileURLToPath } from "node:url";
 import { loadConfig, type Config } from "../src/config.js";
+import { decodeResultText } from "../src/ingest/decode-result.js";
 import { publishInputs, readStream, removeTopology, uniqueNames } from "../test/support/nats.js";
 import { benchDatabaseUrl, median } from "./support.js";
 
@@ -42,15 +43,8 @@ const encoder = new TextEncoder();
 const lines = readFileSync("artifacts/bench-results.ndjson", "utf8").split("\n").filter(Boolean);
 
 type Result = { matches: { assetId: number; startMs: number; endMs: number; score: number }[] };
-/** The seeded results that are valid JSON objects with matches (the file holds some broken ones on purpose). */
-const parsed = lines.flatMap((l): Result[] => {
-  try {
-    const r = JSON.parse(l) as Result;
-    return Array.isArray(r?.matches) ? [r] : [];
-  } catch {
-    return [];
-  }
-});
+/** The seeded results that are valid (the file holds broken ones on purpose: a large result built on one would be dead-lettered). */
+const parsed = lines.filter((l) => decodeResultText(l).ok).map((l) => JSON.parse(l) as Result);
 
 /** A result of about `bytes`: one of the seeded results, its matches repeated over other seeded results' assets. */
 function largeLine(i: number, bytes: number): string {
@@ -192,7 +186,9 @@ async function pacedRun(scenario: Scenario, setting: string, perSecond: number, 
     const seq = Number(m.headers!.get("Nats-Msg-Id").split(":").pop());
     if (seq > warmUp) latencies.push((m.info.timestampNanos - input.get(seq)!) / 1e6);
   }
+  const dead = (await readStream(nc, config.TORT_DEADLETTER_STREAM).catch(() => [])).length;
   await removeTopology(nc, config);
+  if (latencies.length === 0) throw new Error(`paced run of ${setting}: no verdict after the warm-up (${total} published, ${report.settled} settled, ${dead} dead letters)`);
   latencies.sort((a, b) => a - b);
   return { p99: latencies[Math.floor(latencies.length * 0.99)] ?? Number.NaN, rssMb: report.maxRssMb };
 }
@@ -209,6 +205,8 @@ const fmt = (x: number) => Math.round(x).toLocaleString("en");
 
 async function runScenario(scenario: Scenario): Promise<Row[]> {
   const bodies = Array.from({ length: scenario.results }, (_, i) => encoder.encode(scenario.body(i)));
+  const invalid = bodies.filter((b) => !decodeResultText(new TextDecoder().decode(b)).ok).length;
+  if (invalid > 0) throw new Error(`${invalid} of the scenario's results are invalid: the benchmark measures matching, not dead letters`);
   const size = bodies.reduce((s, b) => s + b.length, 0) / bodies.length;
   console.log(`\n(${scenario.name}) ${fmt(scenario.results)} results of ${fmt(size)} bytes on average; settings ${SETTINGS.join(", ")}; ${ROUNDS} rounds, interleaved`);
   const drains = new Map<string, Awaited<ReturnType<typeof drainRun>>[]>(SETTINGS.map((s) => [s, []]));
