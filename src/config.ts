@@ -69,7 +69,7 @@ const operations = {
 };
 const flow = {
   TORT_CONCURRENCY: concurrency()
-    .default(64)
+    .default("auto")
     .describe(
       "messages in flight between pull and ack, those a pull request has asked for and not yet received included; `auto`: the instance finds its own limit between `TORT_CONCURRENCY_MIN` and `TORT_CONCURRENCY_MAX` from the time a message takes from pull to PubAck and from its memory (spec section 13); KV `concurrency` overrides it live",
     ),

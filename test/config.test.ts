@@ -5,7 +5,7 @@ import { natsConnectOptions } from "../src/nats/connection.js";
 describe("configuration", () => {
   it("has a default for everything and freezes the result", () => {
     const config = loadConfig({});
-    expect(config).toMatchObject({ TORT_CONCURRENCY: 64, TORT_REFRESH_INTERVAL_MS: 60_000, TORT_OPS_HOST: "127.0.0.1", TORT_INPUT_STREAM: "FINGERPRINT_RESULTS" });
+    expect(config).toMatchObject({ TORT_CONCURRENCY: "auto", TORT_CONCURRENCY_MIN: 4, TORT_CONCURRENCY_MAX: 1024, TORT_REFRESH_INTERVAL_MS: 60_000, TORT_OPS_HOST: "127.0.0.1", TORT_INPUT_STREAM: "FINGERPRINT_RESULTS" });
     expect(Object.isFrozen(config)).toBe(true);
   });
 

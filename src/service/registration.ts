@@ -41,6 +41,7 @@ export function explainEndpoint(svc: Service, nc: NatsConnection, s: Registratio
       get role() { return live((i) => i.role); },
       get in_flight() { return live((i) => i.inFlight); },
       get limit() { return live((i) => i.limit); },
+      get concurrency() { return live((i) => i.mode); },
     } as unknown as Record<string, string>;
     const explainer = createExplainQueue({ snapshot: o.snapshot, maxReplyBytes: () => nc.info?.max_payload ?? 1024 * 1024 });
     const endpoint = svc.addEndpoint("explain", {

@@ -167,7 +167,7 @@ describe("a fleet of six", () => {
     for await (const i of await new Svcm(nc).client({ strategy: "stall", maxWait: 2_000 }).info("tortmatch")) infos.push(i);
     const ours = infos.filter((i) => all.some((s) => s.fleet.instanceId === i.id));
     expect(ours).toHaveLength(6);
-    for (const i of ours) expect(i.endpoints[0]!.metadata).toMatchObject({ version: firstVersion, state: "ready", limit: "64" });
+    for (const i of ours) expect(i.endpoints[0]!.metadata).toMatchObject({ version: firstVersion, state: "ready", limit: expect.stringMatching(/^[1-9][0-9]*$/), concurrency: "auto" });
     const table = await runCli(["fleet"], env);
     expect(table.stdout.split("\n")[0]).toMatch(/^ID\s+ROLE\s+STATE\s+VERSION/);
     expect(table.stdout.trim().split("\n")).toHaveLength(7);

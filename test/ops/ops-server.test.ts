@@ -107,12 +107,12 @@ describe("ops endpoints of a running service", () => {
       "tortmatch_verdicts_total", "tortmatch_match_seconds_bucket", "tortmatch_end_to_end_seconds_bucket",
       'tortmatch_rule_loads_total{kind="full",result="error"}', 'tortmatch_rule_loads_total{kind="full",result="ok"} 1',
       "tortmatch_rule_load_seconds_bucket", "tortmatch_snapshot_age_seconds", 'tortmatch_snapshot_rows{kind="rules"}',
-      'tortmatch_skipped_rows{table="video_tort_rule"}', "tortmatch_in_flight 0", "tortmatch_concurrency_limit 64", "tortmatch_waiting 0",
+      'tortmatch_skipped_rows{table="video_tort_rule"}', "tortmatch_in_flight 0", "tortmatch_concurrency_adaptive 1", "tortmatch_waiting 0",
       'tortmatch_rule_cache_state{state="ready"} 1', 'tortmatch_rule_cache_state{state="retrying"} 0',
     ]) expect(metrics).toContain(name);
 
     const status = JSON.parse((await get("status.json")).text);
-    expect(status).toMatchObject({ ready: true, ruleCache: { state: "ready", loads: expect.any(Number) }, flow: { limit: 64 } });
+    expect(status).toMatchObject({ ready: true, ruleCache: { state: "ready", loads: expect.any(Number) }, flow: { limit: expect.any(Number), concurrency: { mode: "auto", min: 4, max: 1024 } } });
     expect(status.recent.errors.length).toBeGreaterThan(0);
     expect(status.recent.transitions.map((t: { state: string }) => t.state)).toEqual(expect.arrayContaining(["loading", "retrying", "ready"]));
   });
