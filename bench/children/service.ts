@@ -2,7 +2,8 @@
  * tortmatch's own service in a process of its own: starts on the configured
  * streams (messages already queued), waits until EXPECT messages are settled,
  * stops, and prints loads, peak RSS, timings and the limits it used as JSON (and `{"ready":true}`
- * once it has its first snapshot).
+ * once it has its first snapshot). TRACE_LIMIT=1: the limit, in flight, the adaptive limiter's round
+ * trips and phase, every 50 ms, on stderr at the end.
  * Usage: EXPECT=n node --import tsx bench/children/service.ts
  */
 import { connect } from "@nats-io/transport-node";
