@@ -41,13 +41,15 @@ export interface FleetInstance extends InstanceStats {
   readonly started: string;
 }
 
-/** Instances registered for `consumer`, sorted by id; waits at most `maxWaitMs` for answers. */
-/** Another instance's figure, checked: a finite number of ms at least 0, else none. */
+/** Another instance's fields, checked (what comes over NATS is untrusted): ms a finite number at least 0, counts safe integers, texts strings; else none (or 0). */
 const milliseconds = (x: unknown): number | null => (typeof x === "number" && Number.isFinite(x) && x >= 0 ? x : null);
+const count = (x: unknown): number => (Number.isSafeInteger(x) && (x as number) >= 0 ? (x as number) : 0);
+const text = (x: unknown): string | null => (typeof x === "string" ? x : null);
 
 /** Nobody registered the service on this NATS: an empty fleet, not a failure. */
 const nobodyRegistered = (err: unknown) => err instanceof errors.NoRespondersError || String((err as Error)?.message).includes("no responders");
 
+/** Instances registered for `consumer`, sorted by id; waits at most `maxWaitMs` for answers. */
 export async function discoverFleet(nc: NatsConnection, options: { service?: string; consumer: string; maxWaitMs?: number }): Promise<FleetInstance[]> {
   const client = new Svcm(nc).client({ strategy: "stall", stall: 300, maxWait: options.maxWaitMs ?? 2_000 });
   const found: FleetInstance[] = [];
@@ -59,21 +61,21 @@ export async function discoverFleet(nc: NatsConnection, options: { service?: str
         id: s.id,
         software: s.version,
         started: s.started,
-        version: data.version ?? null,
-        state: data.state ?? "",
-        role: data.role ?? "",
-        source: data.source ?? null,
-        current: data.current ?? null,
-        pinned: data.pinned ?? null,
-        pinIgnored: data.pinIgnored ?? null,
+        version: text(data.version),
+        state: text(data.state) ?? "",
+        role: text(data.role) ?? "",
+        source: text(data.source),
+        current: text(data.current),
+        pinned: text(data.pinned),
+        pinIgnored: text(data.pinIgnored),
         tablesReadable: typeof data.tablesReadable === "boolean" ? data.tablesReadable : null,
-        inFlight: data.inFlight ?? 0,
-        limit: data.limit ?? 0,
+        inFlight: count(data.inFlight),
+        limit: count(data.limit),
         mode: data.mode === "auto" ? "auto" : "fixed",
         minRttMs: milliseconds(data.minRttMs),
         rttMs: milliseconds(data.rttMs),
-        loads: data.loads ?? 0,
-        fetches: data.fetches ?? 0,
+        loads: count(data.loads),
+        fetches: count(data.fetches),
       });
     }
   } catch (err) {

@@ -1,6 +1,6 @@
 /**
  * Who sets the concurrency limit: the configured number, or in `auto` the adaptive limiter
- * (gate/adaptive-limit.ts) ticking every `tickMs` with what it reads — messages in flight, the
+ * (gate/adaptive-limit.ts) ticking every ADAPTIVE_TICK_MS with what it reads — messages in flight, the
  * V8 heap against its limit, the bytes held against TORT_MAX_INFLIGHT_BYTES. A number from KV turns
  * `auto` off and sets that limit; `auto` starts a new limiter from the limit in use. Bounds
  * (`concurrency_min`, `concurrency_max`) are checked together: while the values written put the

@@ -33,4 +33,30 @@ describe("tortmatch fleet", () => {
       await slow.stop();
     }
   });
+
+  it("checks what another instance reports: a wrong type is shown as unknown, never breaks the table", async () => {
+    const names = uniqueNames();
+    const service = `tortmatch-${names.TORT_CONSUMER!.slice(10)}`;
+    const consumer = names.TORT_CONSUMER!;
+    const hostile = await new Svcm(nc).add({
+      name: service,
+      version: "0.0.0",
+      metadata: { consumer },
+      statsHandler: () => Promise.resolve({ version: 7, state: { x: 1 }, role: ["leader"], limit: "lots", inFlight: -3, mode: "manual", minRttMs: "fast", rttMs: Number.NaN, loads: 1.5 }),
+    });
+    hostile.addEndpoint("explain", { handler: () => {} });
+    try {
+      const env = { ...names, TORT_SERVICE_NAME: service, TORT_CONSUMER: consumer };
+      const json = await runCli(["fleet", "--json"], env);
+      expect(json.code, json.stderr).toBe(0);
+      expect(JSON.parse(json.stdout)).toEqual([
+        expect.objectContaining({ version: null, state: "", role: "", limit: 0, inFlight: 0, mode: "fixed", minRttMs: null, rttMs: null, loads: 0 }),
+      ]);
+      const table = await runCli(["fleet"], env);
+      expect(table.code, table.stderr).toBe(0);
+      expect(table.stdout).toContain(hostile.info().id);
+    } finally {
+      await hostile.stop();
+    }
+  });
 });
