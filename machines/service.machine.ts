@@ -10,7 +10,8 @@ import { ruleCacheMachine, type RuleCacheInput } from "./rule-cache.machine.js";
 
 export type ServiceEvent =
   /** KV `concurrency` (a number or `auto`), `concurrency_min` or `concurrency_max`. */
-  | { type: "CONFIG.CONCURRENCY"; key: "concurrency" | "concurrency_min" | "concurrency_max"; value: number | "auto" }
+  | { type: "CONFIG.CONCURRENCY"; key: "concurrency"; value: number | "auto" }
+  | { type: "CONFIG.CONCURRENCY"; key: "concurrency_min" | "concurrency_max"; value: number }
   | { type: "CONFIG.REFRESH_INTERVAL"; ms: number }
   | { type: "RULES.CHANGED"; full?: boolean }
   | { type: "CONSUMER.DRAINED" }

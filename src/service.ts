@@ -191,9 +191,8 @@ const liveConfigDefaults = (c: Config): LiveConfigValues => ({
 
 /** The counts and the gates: what the pipeline, metrics and the status page share; and who sets the limit. */
 function createFlowState(c: Pick<Config, "TORT_CONCURRENCY" | "TORT_CONCURRENCY_MIN" | "TORT_CONCURRENCY_MAX" | "TORT_WAIT_BUFFER" | "TORT_MAX_INFLIGHT_BYTES">, log: Logger) {
-  // With `auto`, the adaptive limiter starts from the old default, within its bounds.
-  const initial = c.TORT_CONCURRENCY === "auto" ? Math.min(Math.max(64, c.TORT_CONCURRENCY_MIN), c.TORT_CONCURRENCY_MAX) : c.TORT_CONCURRENCY;
-  const limit = createConcurrencyLimit(initial);
+  // With `auto`, the adaptive limiter resumes at the old default after its first probe (it brings it inside its bounds).
+  const limit = createConcurrencyLimit(c.TORT_CONCURRENCY === "auto" ? 64 : c.TORT_CONCURRENCY);
   limit.setCap(c.TORT_WAIT_BUFFER); // until the first snapshot: the wait buffer bounds what is pulled
   const stats = createServiceStats();
   const concurrency = createConcurrencyControl(

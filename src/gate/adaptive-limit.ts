@@ -112,7 +112,7 @@ const clamp = (x: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, x
 export const pressureOf = (used: number, limit: number, levels: PressureLevels) =>
   limit > 0 ? clamp((used / limit - levels.soft) / (levels.hard - levels.soft), 0, 1) : 0;
 
-export function validateAdaptiveSettings(s: Pick<AdaptiveSettings, "min" | "max">): void {
+function validateAdaptiveSettings(s: Pick<AdaptiveSettings, "min" | "max">): void {
   if (!Number.isInteger(s.min) || s.min < 1) throw new RangeError(`concurrency_min must be a positive integer, got ${s.min}`);
   if (!Number.isInteger(s.max) || s.max < s.min) throw new RangeError(`concurrency_max must be an integer >= concurrency_min (${s.min}), got ${s.max}`);
 }
@@ -162,8 +162,11 @@ export class AdaptiveLimit {
 
   /** A message settled through a PubAck: its time from pull (`startMs`) to then (`endMs`). */
   observe(startMs: number, endMs: number): void {
-    if (this.phase === "probing" && (this.probeMeasuringFrom === null || startMs < this.probeMeasuringFrom)) return;
-    if (this.phase === "probing") this.probeFirstSampleAt ??= endMs;
+    if (this.phase === "probing") {
+      // Only messages pulled after the in-flight ones drained to `min` say what the minimum is.
+      if (this.probeMeasuringFrom === null || startMs < this.probeMeasuringFrom) return;
+      this.probeFirstSampleAt ??= endMs;
+    }
     const rtt = Math.max(0, endMs - startMs);
     if (this.samples.length < MAX_WINDOW_SAMPLES) this.samples.push(rtt);
     else {

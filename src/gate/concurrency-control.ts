@@ -10,9 +10,8 @@
 import { getHeapStatistics } from "node:v8";
 import type { Logger } from "pino";
 import type { LiveConfigChange, ConcurrencySetting } from "../live-config/parse-live-config.js";
-import { AdaptiveLimit, DEFAULT_ADAPTIVE, type AdaptiveSettings, type AdaptiveView } from "./adaptive-limit.js";
+import { AdaptiveLimit, DEFAULT_ADAPTIVE, type AdaptiveView } from "./adaptive-limit.js";
 import type { ConcurrencyLimit } from "./concurrency-limit.js";
-import type { SettlementOutcome } from "../verdict/decide-settlement.js";
 
 /** How often the limiter looks at its samples and pressures, ms: the tick timer's period. */
 export const ADAPTIVE_TICK_MS = 50;
@@ -26,8 +25,10 @@ export interface ConcurrencyView extends Partial<AdaptiveView> {
 
 export interface ConcurrencyControl {
   apply(change: Extract<LiveConfigChange, { key: "concurrency" | "concurrency_min" | "concurrency_max" }>): void;
-  /** A message was done with: its outcome and its time from pull (`startedMs`) to settlement. */
-  settled(outcome: SettlementOutcome, startedMs: number, settledMs: number): void;
+  /** A message settled through a PubAck: its time from pull (`startedMs`) to then. */
+  observe(startedMs: number, settledMs: number): void;
+  /** A message left unsettled (its publish failed or timed out). */
+  dropped(): void;
   view(): ConcurrencyView;
   stop(): void;
 }
@@ -52,7 +53,6 @@ export function createConcurrencyControl(
   initial: { concurrency: ConcurrencySetting; min: number; max: number },
   sources: ControlSources,
   log: Logger,
-  tuning: Partial<Omit<AdaptiveSettings, "min" | "max" | "initial">> = {},
 ): ConcurrencyControl {
   const clock = sources.clock ?? (() => performance.now());
   const heap = sources.heap ?? v8Heap;
@@ -66,7 +66,7 @@ export function createConcurrencyControl(
     if (next !== limit.limit) limit.setLimit(next);
   };
   const startAuto = () => {
-    adaptive = new AdaptiveLimit({ ...DEFAULT_ADAPTIVE, ...tuning, ...bounds, initial: limit.limit });
+    adaptive = new AdaptiveLimit({ ...DEFAULT_ADAPTIVE, ...bounds, initial: limit.limit });
     limit.setLimit(adaptive.limit);
     timer ??= setInterval(tick, ADAPTIVE_TICK_MS);
     timer.unref?.();
@@ -104,11 +104,8 @@ export function createConcurrencyControl(
       else if (change.key === "concurrency_min") setBounds({ ...wanted, min: change.value });
       else setBounds({ ...wanted, max: change.value });
     },
-    settled(outcome, startedMs, settledMs) {
-      if (adaptive === null) return;
-      if (outcome === "retry" || outcome === "stuck") adaptive.dropped();
-      else adaptive.observe(startedMs, settledMs);
-    },
+    observe: (startedMs, settledMs) => adaptive?.observe(startedMs, settledMs),
+    dropped: () => adaptive?.dropped(),
     view() {
       const base = { limit: limit.limit, ...bounds };
       return adaptive === null ? { mode: "fixed", ...base } : { mode: "auto", ...adaptive.view(), ...base };

@@ -28,8 +28,7 @@ export const configWatcher = (kv: KV, defaults: LiveConfigValues, log: Logger) =
     const watcher = watchLiveConfig(
       kv,
       defaults,
-      (change) =>
-        sendBack(change.key === "refresh_interval_ms" ? { type: "CONFIG.REFRESH_INTERVAL", ms: change.value } : { type: "CONFIG.CONCURRENCY", key: change.key, value: change.value }),
+      (change) => sendBack(change.key === "refresh_interval_ms" ? { type: "CONFIG.REFRESH_INTERVAL", ms: change.value } : { type: "CONFIG.CONCURRENCY", ...change }),
       log,
     );
     return () => watcher.stop();

@@ -91,7 +91,9 @@ export function createMessageFlow(o: MessageFlowOptions) {
       onMatched: o.metrics.matched,
       log,
       onSettled: (settled, msg, startedMs, settledMs) => {
-        o.control.settled(settled.outcome, startedMs, settledMs);
+        // Left unsettled (publish failed or timed out): the adaptive limit's sign of queueing; else a round trip.
+        if (settled.outcome === "retry" || settled.outcome === "stuck") o.control.dropped();
+        else o.control.observe(startedMs, settledMs);
         const endToEnd = Math.max(0, now().getTime() - msg.info.timestampNanos / 1e6) / 1000;
         o.metrics.settledAfter(endToEnd);
         o.latencies.observe(endToEnd);
@@ -100,10 +102,7 @@ export function createMessageFlow(o: MessageFlowOptions) {
     pipeline.done.catch((err: unknown) => sendBack({ type: "CONSUMER.FAILED", error: String((err as Error)?.message ?? err) }));
     receive((event) => {
       if (event.type === "DRAIN") void pipeline.drain().then(() => sendBack({ type: "CONSUMER.DRAINED" }));
-      if (event.type === "CONFIG.CONCURRENCY") {
-        const { key, value } = event as ServiceEvent & { type: "CONFIG.CONCURRENCY" };
-        o.control.apply((key === "concurrency" ? { key, value } : { key, value: Number(value) }));
-      }
+      if (event.type === "CONFIG.CONCURRENCY") o.control.apply(event as ServiceEvent & { type: "CONFIG.CONCURRENCY" });
     });
   });
   const exhaustedWorker = fromCallback(() => {

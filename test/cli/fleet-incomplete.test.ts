@@ -12,21 +12,22 @@ afterAll(async () => {
   await nc?.drain();
 });
 
+/** An instance registered on a consumer of its own, answering stats with `stats`; and the CLI's environment to find it. */
+async function registerInstance(stats: () => Promise<unknown>) {
+  const names = uniqueNames();
+  const service = `tortmatch-${names.TORT_CONSUMER!.slice(10)}`;
+  const consumer = names.TORT_CONSUMER!;
+  const instance = await new Svcm(nc).add({ name: service, version: "0.0.0", metadata: { consumer }, statsHandler: stats });
+  instance.addEndpoint("explain", { handler: () => {} });
+  return { instance, env: { ...names, TORT_SERVICE_NAME: service, TORT_CONSUMER: consumer } };
+}
+
 describe("tortmatch fleet", () => {
   it("says the list may be incomplete when an instance answers a ping but not its stats in time", async () => {
-    const names = uniqueNames();
-    const service = `tortmatch-${names.TORT_CONSUMER!.slice(10)}`;
-    const consumer = names.TORT_CONSUMER!;
     // A registered instance whose stats take longer than the command waits (a busy event loop, say).
-    const slow = await new Svcm(nc).add({
-      name: service,
-      version: "0.0.0",
-      metadata: { consumer },
-      statsHandler: () => new Promise((resolve) => setTimeout(() => resolve({}), 4_000)),
-    });
-    slow.addEndpoint("explain", { handler: () => {} });
+    const { instance: slow, env } = await registerInstance(() => new Promise((resolve) => setTimeout(() => resolve({}), 4_000)));
     try {
-      const run = await runCli(["fleet"], { ...names, TORT_SERVICE_NAME: service, TORT_CONSUMER: consumer });
+      const run = await runCli(["fleet"], env);
       expect(run.code).toBe(0);
       expect(run.stderr).toContain(`the list may be incomplete: ${slow.info().id} answered a ping but not its stats in time`);
     } finally {
@@ -35,18 +36,10 @@ describe("tortmatch fleet", () => {
   });
 
   it("checks what another instance reports: a wrong type is shown as unknown, never breaks the table", async () => {
-    const names = uniqueNames();
-    const service = `tortmatch-${names.TORT_CONSUMER!.slice(10)}`;
-    const consumer = names.TORT_CONSUMER!;
-    const hostile = await new Svcm(nc).add({
-      name: service,
-      version: "0.0.0",
-      metadata: { consumer },
-      statsHandler: () => Promise.resolve({ version: 7, state: { x: 1 }, role: ["leader"], limit: "lots", inFlight: -3, mode: "manual", minRttMs: "fast", rttMs: Number.NaN, loads: 1.5 }),
-    });
-    hostile.addEndpoint("explain", { handler: () => {} });
+    const { instance: hostile, env } = await registerInstance(() =>
+      Promise.resolve({ version: 7, state: { x: 1 }, role: ["leader"], limit: "lots", inFlight: -3, mode: "manual", minRttMs: "fast", rttMs: Number.NaN, loads: 1.5 }),
+    );
     try {
-      const env = { ...names, TORT_SERVICE_NAME: service, TORT_CONSUMER: consumer };
       const json = await runCli(["fleet", "--json"], env);
       expect(json.code, json.stderr).toBe(0);
       expect(JSON.parse(json.stdout)).toEqual([

@@ -26,7 +26,7 @@ function control(concurrency: number | "auto", heapUsed = { value: 10 }) {
   const traffic = (ms: number, windows: number) => {
     for (let w = 0; w < windows; w++) {
       inFlight = limit.limit;
-      for (let i = 0; i < 20; i++) c.settled("verdict", Date.now() - ms, Date.now());
+      for (let i = 0; i < 20; i++) c.observe(Date.now() - ms, Date.now());
       vi.advanceTimersByTime(2 * ADAPTIVE_TICK_MS);
     }
   };
